@@ -1,0 +1,122 @@
+"""What every reader yields: an RGB image, a uint8 class mask (0..8) and an index row."""
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Protocol
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from ..taxonomy import GARMENTS, N_CLASSES
+
+
+class DataError(ValueError):
+    """Bad input data; the message names the image and the reason."""
+
+    def __init__(self, image_id: str, reason: str):
+        super().__init__(f"{image_id}: {reason}")
+        self.image_id = image_id
+        self.reason = reason
+
+
+@dataclass
+class Sample:
+    image_id: str
+    image: np.ndarray  # H x W x 3 uint8 RGB
+    mask: np.ndarray  # H x W uint8 class indices 0..8
+    info: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.image.ndim != 3 or self.image.shape[2] != 3 or self.image.dtype != np.uint8:
+            raise DataError(self.image_id, f"image must be HxWx3 uint8, got {self.image.shape} {self.image.dtype}")
+        if self.mask.shape != self.image.shape[:2]:
+            raise DataError(self.image_id, f"mask {self.mask.shape} does not match image {self.image.shape[:2]}")
+        if self.mask.dtype != np.uint8 or (self.mask.size and self.mask.max() >= N_CLASSES):
+            raise DataError(self.image_id, f"mask values must be uint8 in 0..{N_CLASSES - 1}")
+
+
+class Source(Protocol):
+    """A data set: a list of image ids and a way to read each one."""
+
+    name: str
+
+    def ids(self) -> list[str]: ...
+
+    def read(self, image_id: str) -> Sample: ...
+
+    def fingerprint(self) -> str:
+        """Changes whenever what `read` would return may change (files, parameters, code version)."""
+        ...
+
+
+@dataclass
+class SkipReport:
+    """Counts of rows/images a reader skipped, by reason, with a few example ids each."""
+
+    counts: Counter = field(default_factory=Counter)
+    examples: dict[str, list[str]] = field(default_factory=dict)
+
+    def add(self, image_id: str, reason: str) -> None:
+        key = reason.split(":")[0]
+        self.counts[key] += 1
+        self.examples.setdefault(key, [])
+        if len(self.examples[key]) < 5:
+            self.examples[key].append(image_id)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def to_dict(self) -> dict:
+        return {"total": self.total, "counts": dict(self.counts), "examples": self.examples}
+
+    def __str__(self) -> str:
+        if not self.total:
+            return "nothing skipped"
+        parts = [f"{n} {reason} (e.g. {', '.join(self.examples[reason][:3])})" for reason, n in self.counts.most_common()]
+        return f"skipped {self.total}: " + "; ".join(parts)
+
+
+def index_row(sample: Sample, source: str) -> dict:
+    """One row of a data set's index table: id, source, size, garments present and their pixel shares."""
+    counts = np.bincount(sample.mask.ravel(), minlength=N_CLASSES)
+    total = max(int(counts.sum()), 1)
+    row = {"image_id": sample.image_id, "source": source, "height": sample.mask.shape[0], "width": sample.mask.shape[1]}
+    for i, name in enumerate(GARMENTS, start=1):
+        row[name] = bool(counts[i] > 0)
+    row["garment_share"] = float(counts[1:].sum() / total)
+    for key in ("persons", "annotated_persons"):
+        if key in sample.info:
+            row[key] = sample.info[key]
+    return row
+
+
+def read_rgb(path: Path, image_id: str) -> np.ndarray:
+    """Decode an image file to HxWx3 uint8 RGB; a missing or corrupt file is a DataError."""
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"))
+    except FileNotFoundError:
+        raise DataError(image_id, f"image file missing: {path}") from None
+    except (UnidentifiedImageError, OSError, SyntaxError) as e:
+        raise DataError(image_id, f"image file unreadable ({type(e).__name__}: {e}): {path}") from None
+
+
+def safe_child(folder: Path, name: str, image_id: str) -> Path:
+    """folder/name, refusing names that would leave the folder (``../``, absolute paths, separators)."""
+    if not name or name in (".", "..") or "/" in name or "\\" in name or "\x00" in name:
+        raise DataError(image_id, f"file name {name!r} would escape {folder}")
+    return folder / name
+
+
+def files_fingerprint(paths: Iterator[Path] | list[Path], extra: dict | None = None) -> str:
+    """Cheap fingerprint of a set of files: names, sizes and modification times (+ parameters)."""
+    h = hashlib.sha256(json.dumps(extra or {}, sort_keys=True).encode())
+    for p in sorted(paths):
+        st = p.stat()
+        h.update(f"{p.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]

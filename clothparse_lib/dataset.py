@@ -1,0 +1,45 @@
+"""One call from a profile to a ready data set: source -> cache at the profile's size -> saved split."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from . import settings
+from .data import Cache, build_cache, class_stats, load_split, make_split, open_source, save_split, split_summary
+from .profiles import Profile, get_profile
+
+
+@dataclass
+class PreparedData:
+    profile: Profile
+    cache: Cache
+    split: pd.DataFrame  # image_id, split
+    split_path: Path
+
+    def stats(self) -> pd.DataFrame:
+        return class_stats(self.cache)
+
+    def split_summary(self) -> pd.DataFrame:
+        return split_summary(self.cache.index, self.split)
+
+
+def prepare_dataset(profile: str | Profile, data_dir=None, run_dir=None, cache_dir=None, size=None,
+                    workers=None, progress: bool = True, **source_params) -> PreparedData:
+    """Cache the profile's data set and write (or reuse) its split in the run folder.
+
+    The split is re-made when the cached image ids differ from the saved split's ids.
+    """
+    profile = get_profile(profile) if isinstance(profile, str) else profile
+    source = open_source(profile.source, data_dir, **{**profile.source_params, **source_params})
+    cache = build_cache(source, size or profile.size, root=cache_dir, workers=workers, progress=progress)
+    run_dir = Path(run_dir) if run_dir else settings.runs_dir() / profile.name
+    split_path = run_dir / "split.csv"
+    if split_path.exists():
+        split = load_split(split_path)
+        if sorted(split["image_id"]) == sorted(cache.index["image_id"]):
+            return PreparedData(profile, cache, split, split_path)
+    split = make_split(cache.index, seed=profile.split_seed)
+    save_split(split, split_path)
+    return PreparedData(profile, cache, split, split_path)

@@ -1,0 +1,24 @@
+import os
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Every test writes caches and runs under a temporary folder, never into the user's."""
+    monkeypatch.setenv("CLOTHPARSE_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
+    monkeypatch.setenv("CLOTHPARSE_RUNS_DIR", str(tmp_path_factory.getbasetemp() / "runs"))
+
+
+@pytest.fixture(scope="session")
+def ccp_root() -> Path:
+    """The local CCP copy, located by $CLOTHPARSE_DATA_DIR (skips without it, fails in CI)."""
+    data = os.environ.get("CLOTHPARSE_DATA_DIR")
+    root = Path(data) / "ccp" if data else None
+    if root is None or not (root / "annotations" / "pixel-level").is_dir():
+        message = f"CCP not found (CLOTHPARSE_DATA_DIR={data!r})"
+        if os.environ.get("CLOTHPARSE_REQUIRE_DATA"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return root

@@ -1,0 +1,41 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from clothparse_lib.cli import main
+
+
+def test_prepare_smoke_prints_stats_and_writes_split(tmp_path, capsys):
+    assert main(["prepare", "--profile", "smoke", "--quiet", "--run-dir", str(tmp_path / "run")]) == 0
+    out = capsys.readouterr().out
+    assert "96 images of synthetic cached at 96x64" in out
+    for name in ("background", "overtop", "bag", "pixel_share_%", "image_share_%"):
+        assert name in out
+    split = pd.read_csv(tmp_path / "run" / "split.csv")
+    assert len(split) == 96 and set(split["split"]) == {"train", "valid", "test"}
+
+
+def test_prepare_demo_on_ccp(ccp_root, tmp_path, capsys):
+    code = main(["prepare", "--profile", "demo", "--quiet", "--data-dir", str(ccp_root.parent),
+                 "--run-dir", str(tmp_path / "run"), "--size", "64x32"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "of ccp cached at 64x32" in out and "skipped by reader" in out
+
+
+def test_clear_errors(monkeypatch, capsys):
+    monkeypatch.delenv("CLOTHPARSE_DATA_DIR", raising=False)
+    assert main(["prepare", "--profile", "demo"]) == 2
+    assert "CLOTHPARSE_DATA_DIR" in capsys.readouterr().err
+    assert main(["prepare", "--profile", "nope"]) == 2
+    assert "unknown profile 'nope'" in capsys.readouterr().err
+    assert main(["prepare", "--profile", "smoke", "--size", "100x64"]) == 2
+    assert "multiples of 32" in capsys.readouterr().err
+
+
+def test_console_script_is_installed():
+    exe = Path(sys.executable).parent / "clothparse"
+    result = subprocess.run([str(exe), "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "prepare" in result.stdout
