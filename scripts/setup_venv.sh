@@ -1,28 +1,33 @@
 #!/usr/bin/env bash
-# Creates (or reuses) the project's virtual environment and links it as .venv at the repo root.
-# The venv itself lives in a cache folder keyed by the hash of requirements.txt, so CI and later
-# sessions on the same machine reuse it, while a fresh machine builds it from the same command.
-# A venv counts as complete only once its marker file is written: an interrupted build is redone.
+# Sets up .venv at the repository root in two layers:
+#  - a base environment with the exact pins of requirements.txt (several GB), kept in a store
+#    folder keyed by the hash of the pins, so CI and later checkouts on this machine reuse it while
+#    a fresh machine builds it from this same command; it counts as complete only once its marker
+#    is written, so an interrupted build is redone;
+#  - .venv itself: a small per-checkout venv that sees the base's packages (a .pth file) and has
+#    this checkout installed editable, so two checkouts never run each other's code.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-root=$(pwd)
 key=$( (cat requirements.txt; python3 --version) | sha256sum | cut -c1-16)
 store=${CLOTHPARSE_VENV_STORE:-$HOME/.cache/clothparse/venvs}
-venv="$store/venv-$key"
-if [ ! -f "$venv/.complete" ]; then
-    echo "setup: building the virtual environment in $venv (several GB, takes minutes)"
-    rm -rf "$venv"
+base="$store/base-$key"
+if [ ! -f "$base/.complete" ]; then
+    echo "setup: building the base environment in $base (about 6.7 GB, takes minutes)"
+    rm -rf "$base"
     mkdir -p "$store"
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --upgrade pip setuptools wheel
-    # torch first: exact pins taken from this machine's wheel store (see README).
-    "$venv/bin/pip" install --quiet -r requirements.txt
-    touch "$venv/.complete"
+    python3 -m venv "$base"
+    "$base/bin/pip" install --quiet --upgrade pip setuptools wheel
+    "$base/bin/pip" install --quiet -r requirements.txt
+    touch "$base/.complete"
 fi
-if [ "$(readlink .venv 2>/dev/null || true)" != "$venv" ]; then
+marker=".venv/.clothparse-base-$key"
+if [ ! -f "$marker" ]; then
     rm -rf .venv
-    ln -s "$venv" .venv
+    python3 -m venv .venv
+    site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+    base_site=$("$base/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+    echo "import site; site.addsitedir('$base_site')" > "$site/_clothparse_base.pth"
+    .venv/bin/python -m pip install --quiet --no-deps --no-build-isolation -e .
+    touch "$marker"
+    echo "setup: .venv ready (packages from $base)"
 fi
-# The package itself, editable, pointing at this checkout (cheap; redone for every checkout).
-.venv/bin/pip install --quiet --no-deps --no-build-isolation -e "$root"
-echo "setup: .venv -> $venv"
