@@ -15,6 +15,8 @@ test: setup  ## the test suite (unit tests; CCP tests need CLOTHPARSE_DATA_DIR)
 
 bench: setup  ## benchmarks: printed figures, not tests
 	$(PY) benchmarks/bench_data.py
+	$(PY) benchmarks/bench_models.py
+	$(PY) benchmarks/bench_persons.py
 
 clean:
 	rm -rf runs build _build .pytest_cache

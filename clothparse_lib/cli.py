@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from . import settings
 
@@ -34,6 +35,120 @@ def _download(args) -> int:
     return 0
 
 
+def _settings(args):
+    """The profile's training settings with the command line's overrides."""
+    from dataclasses import replace
+
+    from .profiles import get_profile
+    overrides = {k: v for k, v in {"encoder": args.encoder, "epochs_frozen": args.epochs_frozen,
+                                   "epochs_unfrozen": args.epochs_unfrozen, "batch_size": args.batch_size,
+                                   "lr_frozen": args.lr_frozen, "lr_unfrozen": args.lr_unfrozen}.items() if v is not None}
+    if args.weights is not None:
+        overrides["weights"] = None if args.weights == "none" else args.weights
+    return replace(get_profile(args.profile).train, **overrides)
+
+
+def _run_dir(args):
+    return args.run_dir or settings.runs_dir() / args.profile
+
+
+def _train(args) -> int:
+    from .dataset import prepare_dataset
+    from .training import train_model
+
+    prepared = prepare_dataset(args.profile, data_dir=args.data_dir, run_dir=_run_dir(args), progress=not args.quiet)
+    train_settings = _settings(args)
+    for name in args.model:
+        folder = train_model(prepared, name, train_settings, _run_dir(args), seed=args.seed, device=args.device,
+                             resume=not args.no_resume, progress=not args.quiet, distributed=args.distributed)
+        print(f"{name}: checkpoints and history in {folder}")
+    return 0
+
+
+def _evaluate(args) -> int:
+    from .dataset import prepare_dataset
+    from .evaluation import evaluate, save_evaluation
+    from .training import load_model
+
+    prepared = prepare_dataset(args.profile, data_dir=args.data_dir, run_dir=_run_dir(args), progress=not args.quiet)
+    for name in args.model:
+        folder = _run_dir(args) / "models" / name
+        model = load_model(folder / f"{args.checkpoint}.pt", args.device)
+        result = evaluate(model, prepared.cache, prepared.split, args.split, progress=not args.quiet)
+        path = save_evaluation(result, folder, args.split, {"split": args.split, "checkpoint": args.checkpoint})
+        scores = result.scores()["none"]
+        print(f"{name} on {args.split} ({len(result.per_image)} images): IoU excl. bg {100 * scores['iou_excl_bg']:.2f}, "
+              f"overall {100 * scores['iou_overall']:.2f}, mask {100 * scores['iou_mask']:.2f} -> {path}")
+    return 0
+
+
+def _predict(args) -> int:
+    import json
+
+    from PIL import Image
+
+    from .data.base import DataError, read_rgb
+    from .inference import Parser
+    from .taxonomy import parse_classes
+
+    present, absent = parse_classes(",".join(args.present)), parse_classes(",".join(args.absent))
+    parser = Parser.from_checkpoint(args.checkpoint, args.device)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    failed = 0
+    for path in args.images:
+        try:
+            image = read_rgb(Path(path), path)
+            result = parser.parse(image, present, absent)
+        except (DataError, OSError) as e:
+            print(f"clothparse predict: {path}: {getattr(e, 'reason', e)}", file=sys.stderr)
+            failed += 1
+            continue
+        stem = Path(path).stem
+        Image.fromarray(result.mask, mode="L").save(out / f"{stem}.png")
+        Image.fromarray(result.overlay(image)).save(out / f"{stem}_overlay.jpg", quality=90)
+        (out / f"{stem}.json").write_text(json.dumps({"image": str(path), **result.to_dict()}, indent=1))
+        found = ", ".join(f"{g.name} ({g.color_name})" for g in result.garments) or "no garment"
+        print(f"{path}\t{found}")
+    return 1 if failed else 0
+
+
+def _refine(args) -> int:
+    from .data import open_source
+    from .experiments import Run
+    from .refine import review_gallery, summary
+
+    run = Run.open(args.profile, _run_dir(args), args.data_dir, device=args.device, progress=not args.quiet)
+    index = run.refined_index()
+    print(summary(index).to_string())
+    review = index[index["status"] == "review"]
+    if len(review):
+        fig = review_gallery(index, open_source(run.profile.source, run.data_dir, **run.profile.source_params))
+        fig.savefig(run.run_dir / "review.png", dpi=80)
+    print(f"refined index: {run.run_dir / 'refined_index.csv'}; review list ({len(review)} images): {run.run_dir / 'review.csv'}")
+    return 0
+
+
+def _table1(args) -> int:
+    from .experiments import Run, table1
+
+    run = Run.open(args.profile, _run_dir(args), args.data_dir, device=args.device, progress=not args.quiet)
+    table = table1(run)
+    table.to_csv(run.run_dir / "table1.csv")
+    print(table.round(2).T.to_string())
+    return 0
+
+
+def _run_arguments(p: argparse.ArgumentParser, models: bool = False) -> None:
+    p.add_argument("--profile", default="demo", help="smoke, demo or paper")
+    if models:
+        p.add_argument("--model", nargs="+", default=["extended"], help="model names (models.MODEL_NAMES)")
+    p.add_argument("--data-dir", help=f"folder holding ccp/ or imaterialist/ (default ${settings.DATA_DIR_VAR})")
+    p.add_argument("--run-dir", type=Path, help="run folder (default runs/<profile>)")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: CUDA when available)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="clothparse", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -47,6 +162,47 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, help="reader processes (default: all cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_prepare)
+
+    t = sub.add_parser("train", help="train models with the two-phase schedule (resumes a killed run)")
+    _run_arguments(t, models=True)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--encoder", help="resnet34 or efficientnet-lite0 (default: the profile's)")
+    t.add_argument("--weights", help="imagenet, none, or a local state-dict file (default: the profile's)")
+    t.add_argument("--epochs-frozen", type=int)
+    t.add_argument("--epochs-unfrozen", type=int)
+    t.add_argument("--batch-size", type=int)
+    t.add_argument("--lr-frozen", type=float)
+    t.add_argument("--lr-unfrozen", type=float)
+    t.add_argument("--no-resume", action="store_true", help="start afresh even if a checkpoint exists")
+    t.add_argument("--distributed", action="store_true",
+                   help="data-parallel under `accelerate launch` or `torchrun` (fastai distrib_ctx)")
+    t.set_defaults(func=_train)
+
+    e = sub.add_parser("evaluate", help="evaluate trained models on a split (IoUs, confusion, ClassBranch, GT injection)")
+    _run_arguments(e, models=True)
+    e.add_argument("--split", default="test", choices=["train", "valid", "test"])
+    e.add_argument("--checkpoint", default="best", choices=["best", "last"])
+    e.set_defaults(func=_evaluate)
+
+    r = sub.add_parser("predict", help="parse photos: class-index mask, overlay and garment list per image")
+    r.add_argument("images", nargs="+", metavar="IMAGE")
+    r.add_argument("--checkpoint", required=True, help="a best.pt / last.pt written by `clothparse train`")
+    r.add_argument("--out", required=True, help="output folder")
+    r.add_argument("--present", action="append", default=[], help="garment known to be present (repeatable)")
+    r.add_argument("--absent", action="append", default=[], help="garment known to be absent (repeatable)")
+    r.add_argument("--device", help="cpu, cuda ... (default: CUDA when available)")
+    r.set_defaults(func=_predict)
+
+    f = sub.add_parser("refine", help="the paper's refinement: multi-person filtering and iterative crop (refined index)")
+    _run_arguments(f)
+    f.set_defaults(func=_refine)
+
+    t1 = sub.add_parser("table1", help="Table 1: plain U-Net on base vs refined data, beside the paper's")
+    _run_arguments(t1)
+    t1.set_defaults(func=_table1)
+
+    from .persons import add_persons_parser
+    add_persons_parser(sub)
 
     d = sub.add_parser("download", help="download a public data set (needs internet)")
     d.add_argument("dataset", choices=["ccp"])

@@ -26,16 +26,24 @@ class PreparedData:
 
 
 def prepare_dataset(profile: str | Profile, data_dir=None, run_dir=None, cache_dir=None, size=None,
-                    workers=None, progress: bool = True, **source_params) -> PreparedData:
-    """Cache the profile's data set and write (or reuse) its split in the run folder.
+                    workers=None, progress: bool = True, source=None, base_split: pd.DataFrame | None = None,
+                    split_name: str = "split", **source_params) -> PreparedData:
+    """Cache the profile's data set (or ``source``) and write (or reuse) its split in the run folder.
 
-    The split is re-made when the cached image ids differ from the saved split's ids.
+    The split is re-made when the cached image ids differ from the saved split's ids. With
+    ``base_split`` (e.g. the split of the unrefined data), the split is that one restricted to the
+    cached ids, so that a derived data set keeps every image in the part it had.
     """
     profile = get_profile(profile) if isinstance(profile, str) else profile
-    source = open_source(profile.source, data_dir, **{**profile.source_params, **source_params})
+    if source is None:
+        source = open_source(profile.source, data_dir, **{**profile.source_params, **source_params})
     cache = build_cache(source, size or profile.size, root=cache_dir, workers=workers, progress=progress)
     run_dir = Path(run_dir) if run_dir else settings.runs_dir() / profile.name
-    split_path = run_dir / "split.csv"
+    split_path = run_dir / f"{split_name}.csv"
+    if base_split is not None:
+        split = base_split[base_split["image_id"].isin(cache.index["image_id"])].reset_index(drop=True)
+        save_split(split, split_path)
+        return PreparedData(profile, cache, split, split_path)
     if split_path.exists():
         split = load_split(split_path)
         if sorted(split["image_id"]) == sorted(cache.index["image_id"]):

@@ -1,4 +1,4 @@
-"""Run profiles: which data, at which size, how much of it (training settings join them later).
+"""Run profiles: which data, at which size, and how to train on it.
 
 * ``smoke`` — synthetic paper-doll images, tiny: seconds per chapter (CI, nbval).
 * ``demo`` — CCP on a CPU at a reduced size (192x128): the committed results.
@@ -10,18 +10,39 @@ from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
+class TrainSettings:
+    """Hyper-parameters of one training (the paper's where its text gives them)."""
+
+    encoder: str = "resnet34"
+    weights: str | None = "imagenet"
+    batch_size: int = 16
+    epochs_frozen: int = 10
+    epochs_unfrozen: int = 10
+    lr_frozen: float = 1e-3  # one-cycle maximum, phase 1 (the paper's exponent is lost)
+    lr_unfrozen: float = 1e-4  # one-cycle maximum, phase 2 (lost in the text)
+    wd: float = 1e-2  # decoupled weight decay (exponent lost in the text)
+    w_bce: float | None = None  # None: losses.W_BCE
+    w_box: float = 75.0
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     source: str  # "synthetic", "ccp" or "imaterialist"
     size: tuple[int, int]  # (height, width) of the cache and of training
     source_params: dict = field(default_factory=dict)
     split_seed: int = 0
+    detector: str = "hog"  # person detector of the refinement (persons.make_detector)
+    train: TrainSettings = field(default_factory=TrainSettings)
 
 
 PROFILES: dict[str, Profile] = {
-    "smoke": Profile("smoke", "synthetic", (96, 64), {"n": 96, "seed": 0, "height": 192, "width": 128}),
-    "demo": Profile("demo", "ccp", (192, 128)),
-    "paper": Profile("paper", "imaterialist", (288, 192)),
+    "smoke": Profile("smoke", "synthetic", (96, 64), {"n": 96, "seed": 0, "height": 192, "width": 128}, detector="skin",
+                     train=TrainSettings(encoder="efficientnet-lite0", batch_size=8, epochs_frozen=1, epochs_unfrozen=1,
+                                         lr_frozen=3e-3, lr_unfrozen=1e-3)),
+    "demo": Profile("demo", "ccp", (192, 128),
+                    train=TrainSettings(encoder="efficientnet-lite0", batch_size=8, epochs_frozen=3, epochs_unfrozen=3)),
+    "paper": Profile("paper", "imaterialist", (288, 192), detector="maskrcnn", train=TrainSettings()),
 }
 
 

@@ -1,0 +1,101 @@
+"""Evaluation of a trained model in one pass over a split: everything the book's tables and figures need.
+
+For each image of the split the pass records the pixel confusion counts, the ClassBranch's presence
+probabilities (models that have one), and the per-image loss terms (for the loss-sorted galleries of
+Figure 6). Models whose ClassBranch feeds the segmentation are also run with the ground-truth
+presence injected (Table 5, "with GT") and with a partial prior (Figure 5: by default the truth
+about ``dress`` and ``skirt`` only, the pair the paper shows most confused). Results go to
+``<model folder>/evaluation[-<name>].json`` and the confusion counts to ``confusion[-<name>].npz``
+(no suffix for the test split).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from .data import Cache
+from .loaders import split_rows, test_loader
+from .losses import loss_terms
+from .metrics import classification_scores, confusion_matrix, segmentation_scores
+from .models import make_class_prior, split_outputs
+from .targets import presence_targets
+from .taxonomy import GARMENTS, N_CLASSES
+from .training import write_json
+
+PARTIAL_PRIOR = ("dress", "skirt")
+
+
+@dataclass
+class Evaluation:
+    """Accumulated results of one model on one split, per prior mode (``none``, ``gt``, ``partial``)."""
+
+    confusion: dict[str, np.ndarray] = field(default_factory=dict)
+    presence_prob: np.ndarray | None = None  # (images, 8) ClassBranch probabilities (no prior)
+    presence_true: np.ndarray | None = None
+    per_image: pd.DataFrame | None = None  # image_id, loss terms, garments present
+
+    def scores(self) -> dict:
+        out = {mode: segmentation_scores(conf) for mode, conf in self.confusion.items()}
+        if self.presence_prob is not None:
+            out["classbranch"] = classification_scores(self.presence_prob > 0.5, self.presence_true)
+        return out
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, cache: Cache, split, split_name: str = "test", batch_size: int = 16,
+             device=None, partial: tuple[str, ...] = PARTIAL_PRIOR, progress: bool = True) -> Evaluation:
+    model.eval()
+    device = device or next(model.parameters()).device
+    dl = test_loader(cache, split, model.normalization, batch_size, device, split_name)
+    ids = cache.index["image_id"].to_numpy()[split_rows(cache, split, split_name)]
+    modes = ["none"] + (["gt", "partial"] if getattr(model, "supports_prior", False) else [])
+    conf = {m: torch.zeros(N_CLASSES, N_CLASSES, dtype=torch.long, device=device) for m in modes}
+    probs, truth, rows = [], [], []
+    partial_idx = [GARMENTS.index(g) for g in partial]
+    for images, masks in tqdm(dl, disable=not progress, desc=f"evaluating {getattr(model, 'model_name', '')}"):
+        images, masks = images.as_subclass(torch.Tensor), masks.as_subclass(torch.Tensor)  # plain tensors, not fastai's
+        out = model(images)
+        seg, cls, _ = split_outputs(out)
+        conf["none"] += confusion_matrix(seg.argmax(1), masks)
+        present = presence_targets(masks)
+        terms = loss_terms(out, masks, reduction="none")
+        rows.append(pd.DataFrame({k: v.float().cpu().numpy() for k, v in terms.items()}))
+        truth.append(present.bool().cpu().numpy())
+        if cls is not None:
+            probs.append(torch.sigmoid(cls.float()).cpu().numpy())
+        if "gt" in modes:
+            conf["gt"] += confusion_matrix(split_outputs(model(images, class_prior=present))[0].argmax(1), masks)
+            prior = make_class_prior(batch_size=len(images), device=images.device)
+            prior[:, partial_idx] = present[:, partial_idx]
+            conf["partial"] += confusion_matrix(split_outputs(model(images, class_prior=prior))[0].argmax(1), masks)
+    per_image = pd.concat(rows, ignore_index=True)
+    per_image.insert(0, "image_id", ids)
+    truth = np.concatenate(truth)
+    for i, g in enumerate(GARMENTS):
+        per_image[g] = truth[:, i]
+    return Evaluation({m: c.cpu().numpy() for m, c in conf.items()},
+                      np.concatenate(probs) if probs else None, truth, per_image)
+
+
+def save_evaluation(result: Evaluation, folder: Path, name: str = "test", extra: dict | None = None) -> Path:
+    """``evaluation[-name].json`` (scores), ``confusion[-name].npz`` and ``per_image[-name].csv``."""
+    folder = Path(folder)
+    suffix = "" if name == "test" else f"-{name}"
+    np.savez(folder / f"confusion{suffix}.npz", **result.confusion)
+    result.per_image.to_csv(folder / f"per_image{suffix}.csv", index=False)
+    if result.presence_prob is not None:
+        np.save(folder / f"presence_prob{suffix}.npy", result.presence_prob)
+    path = folder / f"evaluation{suffix}.json"
+    write_json({"name": name, "n_images": len(result.per_image), **(extra or {}), "scores": result.scores()}, path)
+    return path
+
+
+def load_scores(folder: Path, name: str = "test") -> dict:
+    import json
+    suffix = "" if name == "test" else f"-{name}"
+    return json.loads((Path(folder) / f"evaluation{suffix}.json").read_text())

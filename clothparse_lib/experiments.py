@@ -1,0 +1,139 @@
+"""The experiments behind the book's tables, each one call that trains and evaluates only what is missing.
+
+Data variants of a run folder:
+
+* ``base`` — the merged, unfiltered data set; its stratified split (``split.csv``) is the run's split;
+* ``refined`` — the refinement of section 4.1 (:mod:`refine`) applied to it, with the same split
+  restricted to the images refinement keeps (``split-refined.csv``): every image stays in its part.
+
+Table 1 compares the plain U-Net trained on each, **evaluated on the same test images**: the test
+part of the refined data set (bystanders cropped away where refinement cropped, images it dropped
+left out), the closest thing to correct annotations we have; the base model is also scored on the
+base test set for reference.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from . import paper, settings
+from .data import open_source
+from .dataset import PreparedData, prepare_dataset
+from .evaluation import evaluate, load_scores, save_evaluation
+from .persons import make_detector
+from .profiles import Profile, TrainSettings, get_profile
+from .refine import RefinedSource, read_index, refine, summary, write_index, write_review_list
+from .taxonomy import CLASSES
+from .training import load_model, train_model
+
+PAPER_COLUMNS = ["iou_excl_bg", "iou_overall", "iou_mask", *CLASSES]
+
+
+@dataclass
+class Run:
+    """A run folder of a profile: data variants, trained models and their evaluations."""
+
+    profile: Profile
+    run_dir: Path
+    data_dir: str | None = None
+    device: str | None = None
+    progress: bool = True
+
+    @classmethod
+    def open(cls, profile: str, run_dir=None, data_dir=None, **kwargs) -> "Run":
+        p = get_profile(profile)
+        return cls(p, Path(run_dir) if run_dir else settings.runs_dir() / p.name, data_dir or None, **kwargs)
+
+    def base(self) -> PreparedData:
+        return prepare_dataset(self.profile, self.data_dir, self.run_dir, progress=self.progress)
+
+    def refined_index(self) -> pd.DataFrame:
+        """The refinement's index (computed once; detections cached in ``persons.jsonl``)."""
+        path = self.run_dir / "refined_index.csv"
+        if path.exists():
+            return read_index(path)
+        source = open_source(self.profile.source, self.data_dir, **self.profile.source_params)
+        index = refine(source, make_detector(self.profile.detector), cache_file=self.run_dir / "persons.jsonl")
+        write_review_list(index, self.run_dir / "review.csv")
+        write_index(index, path)
+        return index
+
+    def refined(self) -> PreparedData:
+        base = self.base()
+        source = open_source(self.profile.source, self.data_dir, **self.profile.source_params)
+        return prepare_dataset(self.profile, self.data_dir, self.run_dir, progress=self.progress,
+                               source=RefinedSource(source, self.refined_index()), base_split=base.split,
+                               split_name="split-refined")
+
+    def data(self, variant: str) -> PreparedData:
+        if variant not in ("base", "refined"):
+            raise ValueError(f"data variant must be 'base' or 'refined', got {variant!r}")
+        return self.base() if variant == "base" else self.refined()
+
+    def model_dir(self, model: str, variant: str = "refined", seed: int = 0) -> Path:
+        return self.run_dir / "models" / tag(model, variant, seed)
+
+    def ensure(self, model: str, variant: str = "refined", seed: int = 0, train: TrainSettings | None = None,
+               evaluate_on: str | None = None) -> dict:
+        """Train (or resume) and evaluate ``model`` unless done; returns its test scores.
+
+        ``evaluate_on``: data variant of the test images (default: the refined one, see module doc).
+        """
+        folder = self.model_dir(model, variant, seed)
+        on = evaluate_on or "refined"
+        name = "test" if on == "refined" else f"test-on-{on}"
+        if not (folder / "best.pt").exists() or _unfinished(folder):
+            train_model(self.data(variant), model, train or self.profile.train, self.run_dir, seed=seed,
+                        device=self.device, progress=self.progress, tag=tag(model, variant, seed))
+        if not (folder / f"evaluation{'' if name == 'test' else '-' + name}.json").exists():
+            test = self.data(on)
+            result = evaluate(load_model(folder / "best.pt", self.device), test.cache, test.split, "test",
+                              progress=self.progress)
+            save_evaluation(result, folder, name, {"split": "test", "data": on})
+        return load_scores(folder, name)
+
+
+def tag(model: str, variant: str, seed: int) -> str:
+    return f"{model}-{variant}" + (f"-seed{seed}" if seed else "")
+
+
+def _unfinished(folder: Path) -> bool:
+    """True when the history has fewer epochs than the manifest's settings ask for (a killed run)."""
+    import json
+    if not (folder / "history.csv").exists():
+        return True
+    manifest = json.loads((folder / "manifest.json").read_text())
+    expected = manifest["settings"]["epochs_frozen"] + manifest["settings"]["epochs_unfrozen"]
+    return len(pd.read_csv(folder / "history.csv")) < expected
+
+
+def score_row(scores: dict, mode: str = "none") -> dict:
+    s = scores["scores"][mode]
+    return {"iou_excl_bg": s["iou_excl_bg"], "iou_overall": s["iou_overall"], "iou_mask": s["iou_mask"], **s["per_class"]}
+
+
+def beside_paper(ours: dict[str, dict], table: str, rows: dict[str, str]) -> pd.DataFrame:
+    """This run's rows (fractions) beside the paper's (percent) for the paper table ``table``.
+
+    ``rows`` maps this run's row label to the paper's row label. Columns: (metric, run|paper|diff), in %.
+    """
+    ref = paper.numbers()[table]
+    frames = {}
+    for label, paper_label in rows.items():
+        run = pd.Series({k: 100 * v for k, v in ours[label].items()})
+        ref_row = pd.Series(dict(zip(ref["columns"], ref[paper_label])))
+        cols = [c for c in ref["columns"] if c in run.index]
+        frames[label] = pd.DataFrame({"run": run[cols], "paper": ref_row[cols], "diff": run[cols] - ref_row[cols]}).stack()
+    return pd.DataFrame(frames).T
+
+
+def table1(run: Run) -> pd.DataFrame:
+    """Plain U-Net trained on base vs refined data, both scored on the refined test images, beside Table 1."""
+    ours = {"Base": score_row(run.ensure("plain_unet", "base")), "Refined": score_row(run.ensure("plain_unet", "refined"))}
+    return beside_paper(ours, "table1_base_vs_refined_plain_unet", {"Base": "Base", "Refined": "Refined"})
+
+
+def refinement_summary(run: Run) -> pd.DataFrame:
+    return summary(run.refined_index())

@@ -1,0 +1,120 @@
+"""Parse a photo with a trained model, optionally injecting what you know about it, and list its garments.
+
+    parser = Parser.from_checkpoint("runs/demo/models/extended/best.pt")
+    result = parser.parse("photo.jpg", present=["skirt"], absent=["dress"])
+    result.mask            # HxW uint8 class indices at the photo's own size
+    result.garments        # name, pixel share, box, presence probability, dominant colour
+
+The photo is squashed to the model's training size (as in training), and the segmentation logits
+are resized back to the photo's size (bilinear) before the per-pixel argmax. Known facts enter the
+network through the ClassBranch (the paper's injection); a garment declared absent is in addition
+excluded from the argmax, so that it can never be reported (the injection alone only discourages it).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from .data.base import read_rgb
+from .models import make_class_prior, split_outputs
+from .taxonomy import CLASS_INDEX, GARMENTS, colorize, parse_classes
+from .training import load_model
+
+# A small named palette for colour tags (RGB).
+COLOR_NAMES = {
+    "black": (20, 20, 20), "white": (240, 240, 240), "grey": (128, 128, 128), "red": (200, 30, 40),
+    "orange": (240, 130, 30), "yellow": (240, 220, 50), "green": (40, 150, 60), "blue": (40, 90, 200),
+    "navy": (25, 35, 80), "purple": (120, 50, 150), "pink": (240, 150, 180), "brown": (110, 70, 40),
+    "beige": (215, 195, 160),
+}
+
+
+@dataclass
+class Garment:
+    name: str
+    pixel_share: float  # share of the photo's pixels
+    box: tuple[int, int, int, int]  # x0, y0, x1, y1 in pixels (x1, y1 exclusive)
+    presence_probability: float | None  # ClassBranch sigmoid (after any injected fact); None without a branch
+    dominant_color: str  # hex
+    color_name: str
+
+
+@dataclass
+class Parsing:
+    mask: np.ndarray
+    garments: list[Garment]
+
+    def to_dict(self) -> dict:
+        return {"height": int(self.mask.shape[0]), "width": int(self.mask.shape[1]),
+                "garments": [asdict(g) for g in self.garments]}
+
+    def overlay(self, image: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+        """The photo with garments tinted in their class colours (background untouched)."""
+        tint = colorize(self.mask).astype(np.float32)
+        out = image.astype(np.float32)
+        fg = self.mask > 0
+        out[fg] = (1 - alpha) * out[fg] + alpha * tint[fg]
+        return out.round().astype(np.uint8)
+
+
+def dominant_color(pixels: np.ndarray) -> tuple[str, str]:
+    """Most frequent colour (8 levels per channel; mean RGB of that bin) as hex, and its nearest name."""
+    bins = (pixels // 32).astype(np.int64)
+    key = bins[:, 0] * 64 + bins[:, 1] * 8 + bins[:, 2]
+    top = np.bincount(key).argmax()
+    rgb = pixels[key == top].mean(0).round().astype(int)
+    names = list(COLOR_NAMES)
+    dist = ((np.array([COLOR_NAMES[n] for n in names]) - rgb) ** 2).sum(1)
+    return "#{:02x}{:02x}{:02x}".format(*rgb), names[int(dist.argmin())]
+
+
+class Parser:
+    def __init__(self, model: torch.nn.Module, device=None):
+        self.model = model.eval()
+        self.device = device or next(model.parameters()).device
+        self.size = tuple(model.img_size)
+        mean, std = model.normalization
+        self.mean = torch.tensor(mean, device=self.device)[:, None, None]
+        self.std = torch.tensor(std, device=self.device)[:, None, None]
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device=None) -> "Parser":
+        return cls(load_model(path, device), device)
+
+    @torch.no_grad()
+    def parse(self, image: np.ndarray | str | Path, present=(), absent=()) -> Parsing:
+        if not isinstance(image, np.ndarray):
+            image = read_rgb(Path(image), str(image))
+        present, absent = parse_classes(present), parse_classes(absent)
+        h, w = image.shape[:2]
+        small = np.asarray(Image.fromarray(image).resize(self.size[::-1], Image.BILINEAR))
+        x = torch.from_numpy(small).to(self.device).permute(2, 0, 1).float().div(255)
+        x = ((x - self.mean) / self.std)[None]
+        if present or absent:
+            if not getattr(self.model, "supports_prior", False):
+                raise ValueError(f"model {self.model.model_name!r} cannot use known garments (--present/--absent): "
+                                 "its ClassBranch does not feed the segmentation; use 'extended' or 'class_branch_only'")
+            out = self.model(x, class_prior=make_class_prior(present, absent, 1, device=self.device))
+        else:
+            out = self.model(x)
+        seg, cls, _ = split_outputs(out)
+        seg = F.interpolate(seg.float(), size=(h, w), mode="bilinear", align_corners=False)
+        for g in absent:
+            seg[:, CLASS_INDEX[g]] = -torch.inf
+        mask = seg.argmax(1)[0].to(torch.uint8).cpu().numpy()
+        probs = torch.sigmoid(cls.float())[0].cpu().numpy() if cls is not None else None
+        garments = []
+        for g in GARMENTS:
+            region = mask == CLASS_INDEX[g]
+            if not region.any():
+                continue
+            ys, xs = np.nonzero(region)
+            hexcol, name = dominant_color(image[region])
+            garments.append(Garment(g, float(region.mean()), (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1),
+                                    None if probs is None else float(probs[GARMENTS.index(g)]), hexcol, name))
+        return Parsing(mask, garments)

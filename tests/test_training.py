@@ -1,0 +1,150 @@
+"""clothparse train + evaluate + predict end to end on the synthetic set, checkpoints, resume."""
+import json
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from clothparse_lib.cli import main
+from clothparse_lib.data.synthetic import make_sample
+from clothparse_lib.dataset import prepare_dataset
+from clothparse_lib.evaluation import evaluate
+from clothparse_lib.models import build_model
+from clothparse_lib.training import load_model, read_checkpoint
+
+TRAIN = ["--profile", "smoke", "--quiet", "--device", "cpu"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """The smoke profile's extended model, trained by the CLI (shared by the tests of this module)."""
+    run = tmp_path_factory.mktemp("run")
+    assert main(["train", *TRAIN, "--model", "extended", "--run-dir", str(run), "--epochs-frozen", "2",
+                 "--epochs-unfrozen", "4", "--lr-frozen", "1e-2", "--lr-unfrozen", "2e-3"]) == 0
+    return run
+
+
+def test_training_lowers_the_loss_and_raises_iou(trained):
+    history = pd.read_csv(trained / "models" / "extended" / "history.csv")
+    assert list(history["phase"]) == [1] * (history["phase"] == 1).sum() + [2] * (history["phase"] == 2).sum()
+    for term in ("train_loss_ce", "train_loss_bce", "train_loss_box", "valid_loss", "valid_iou_excl_bg"):
+        assert history[term].notna().all(), term
+    prepared = prepare_dataset("smoke", run_dir=trained, progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.manual_seed(0)
+        untrained = build_model("extended", encoder="efficientnet-lite0", weights="imagenet", img_size=prepared.cache.size)
+    before = evaluate(untrained, prepared.cache, prepared.split, "valid", device="cpu", progress=False)
+    after = evaluate(load_model(trained / "models" / "extended" / "best.pt", "cpu"), prepared.cache, prepared.split,
+                     "valid", device="cpu", progress=False)
+    assert after.per_image["ce"].mean() < 0.7 * before.per_image["ce"].mean()
+    assert after.scores()["none"]["iou_excl_bg"] > before.scores()["none"]["iou_excl_bg"] + 0.05
+
+
+def test_checkpoint_round_trip_and_manifest(trained):
+    folder = trained / "models" / "extended"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    for key in ("profile", "model", "seed", "settings", "git_commit", "environment", "data", "checkpoints"):
+        assert key in manifest
+    assert manifest["settings"]["encoder"] == "efficientnet-lite0" and manifest["data"]["fingerprint"]
+    ckpt = read_checkpoint(folder / "best.pt")
+    model = load_model(folder / "best.pt", "cpu")
+    again = load_model(folder / "best.pt", "cpu")
+    x = torch.randn(2, 3, *model.img_size)
+    with torch.no_grad():
+        assert torch.equal(model(x)[0], again(x)[0])
+    assert all(torch.equal(v, ckpt["model"][k]) for k, v in model.state_dict().items())
+
+
+def test_tampered_or_wrong_checkpoints_are_refused(trained, tmp_path):
+    best = trained / "models" / "extended" / "best.pt"
+    copy = tmp_path / "best.pt"
+    data = bytearray(best.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # a flipped bit inside the weights
+    copy.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="do not match the digest"):
+        read_checkpoint(copy)
+    (tmp_path / "manifest.json").write_text((best.parent / "manifest.json").read_text())
+    with pytest.raises(ValueError, match="modified after training"):
+        read_checkpoint(copy)
+    (tmp_path / "manifest.json").unlink()
+    copy.write_bytes(best.read_bytes()[: len(data) // 3])  # truncated
+    with pytest.raises(ValueError, match="not a readable"):
+        read_checkpoint(copy)
+    torch.save({"weights": torch.zeros(3)}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="not a clothparse checkpoint"):
+        read_checkpoint(tmp_path / "other.pt")
+
+
+def test_cli_evaluate_writes_results(trained, capsys):
+    assert main(["evaluate", *TRAIN, "--model", "extended", "--run-dir", str(trained)]) == 0
+    assert "IoU excl. bg" in capsys.readouterr().out
+    folder = trained / "models" / "extended"
+    result = json.loads((folder / "evaluation.json").read_text())
+    assert set(result["scores"]) == {"none", "gt", "partial", "classbranch"}
+    conf = np.load(folder / "confusion.npz")
+    per_image = pd.read_csv(folder / "per_image.csv")
+    assert len(per_image) == result["n_images"]
+    assert conf["none"].sum() == conf["gt"].sum() == result["n_images"] * 96 * 64
+
+
+def test_cli_predict(trained, tmp_path, capsys):
+    images = []
+    for i, size in enumerate([(150, 100), (203, 131)]):
+        path = tmp_path / f"photo{i}.jpg"
+        Image.fromarray(make_sample(500 + i, 9, *size).image).save(path)
+        images.append(str(path))
+    (tmp_path / "broken.jpg").write_bytes(b"not an image")
+    out = tmp_path / "out"
+    best = str(trained / "models" / "extended" / "best.pt")
+    code = main(["predict", "--checkpoint", best, "--out", str(out), "--absent", "dress", images[0],
+                 str(tmp_path / "broken.jpg"), images[1]])
+    captured = capsys.readouterr()
+    assert code == 1 and "broken.jpg" in captured.err
+    for i, size in enumerate([(150, 100), (203, 131)]):
+        mask = np.asarray(Image.open(out / f"photo{i}.png"))
+        assert mask.shape == size and mask.max() <= 8 and mask.dtype == np.uint8
+        assert not (mask == 6).any(), "dress was declared absent"
+        assert Image.open(out / f"photo{i}_overlay.jpg").size == size[::-1]
+        info = json.loads((out / f"photo{i}.json").read_text())
+        for g in info["garments"]:
+            assert set(g) == {"name", "pixel_share", "box", "presence_probability", "dominant_color", "color_name"}
+    assert not (out / "broken.png").exists()
+    assert main(["predict", "--checkpoint", best, "--out", str(out), "--present", "hat", images[0]]) == 2
+    assert "unknown garment class 'hat'" in capsys.readouterr().err
+    assert main(["predict", "--checkpoint", str(tmp_path / "broken.jpg"), "--out", str(out), images[0]]) == 2
+
+
+class Killed(Exception):
+    pass
+
+
+def test_killed_run_resumes_where_it_stopped(tmp_path, monkeypatch):
+    """A run killed after its first epoch continues from last.pt and ends like an uninterrupted one."""
+    from clothparse_lib import training
+
+    args = ["train", *TRAIN, "--model", "plain_unet", "--epochs-frozen", "2", "--epochs-unfrozen", "1"]
+    original = training.Checkpointer.after_epoch
+
+    def kill_after_first(self):
+        original(self)
+        raise Killed("killed after the first epoch")
+
+    monkeypatch.setattr(training.Checkpointer, "after_epoch", kill_after_first)
+    with pytest.raises(Killed):
+        main([*args, "--run-dir", str(tmp_path / "a")])
+    monkeypatch.setattr(training.Checkpointer, "after_epoch", original)
+    assert len(pd.read_csv(tmp_path / "a" / "models" / "plain_unet" / "history.csv")) == 1
+    assert main([*args, "--run-dir", str(tmp_path / "a")]) == 0
+    assert main([*args, "--run-dir", str(tmp_path / "b")]) == 0
+    resumed = pd.read_csv(tmp_path / "a" / "models" / "plain_unet" / "history.csv")
+    straight = pd.read_csv(tmp_path / "b" / "models" / "plain_unet" / "history.csv")
+    assert list(resumed[["phase", "epoch"]].itertuples(index=False)) == [(1, 1), (1, 2), (2, 1)]
+    # Weights, optimizer and random generators are restored, so the resumed run follows the straight one
+    # closely (not bit for bit: measured 1-2 % apart in the losses after the kill).
+    assert np.allclose(resumed["valid_loss"], straight["valid_loss"], rtol=0.05)
+    assert np.allclose(resumed["train_loss_ce"], straight["train_loss_ce"], rtol=0.05)
+    assert resumed["valid_loss"].iloc[1] < 0.95 * resumed["valid_loss"].iloc[0], "not restarted from scratch"
