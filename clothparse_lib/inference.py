@@ -92,7 +92,7 @@ class Parser:
             image = read_rgb(Path(image), str(image))
         present, absent = parse_classes(present), parse_classes(absent)
         h, w = image.shape[:2]
-        small = np.asarray(Image.fromarray(image).resize(self.size[::-1], Image.BILINEAR))
+        small = np.array(Image.fromarray(image).resize(self.size[::-1], Image.BILINEAR))
         x = torch.from_numpy(small).to(self.device).permute(2, 0, 1).float().div(255)
         x = ((x - self.mean) / self.std)[None]
         if present or absent:
