@@ -11,6 +11,13 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("CLOTHPARSE_RUNS_DIR", str(tmp_path_factory.getbasetemp() / "runs"))
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _two_threads():
+    """Torch on at most 2 threads, the cores of the machines the suite targets."""
+    import torch
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
 @pytest.fixture(scope="session")
 def ccp_root() -> Path:
     """The local CCP copy, located by $CLOTHPARSE_DATA_DIR (skips without it, fails in CI)."""

@@ -11,15 +11,6 @@ from clothparse_lib.taxonomy import CLASS_INDEX, GARMENTS
 pytestmark = pytest.mark.filterwarnings("ignore::clothparse_lib.encoders.RandomInitWarning")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _two_threads():
-    """Small CPU work: 2 threads (the target machine's cores), restored for the other test modules."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(min(2, n))
-    yield
-    torch.set_num_threads(n)
-
-
 def _rect_masks():
     """Two 40x30 masks with known rectangles, (x0, y0, x1, y1) in pixels, x1/y1 exclusive."""
     boxes = [{"top": (3, 2, 20, 15), "pants": (5, 15, 18, 38), "bag": (25, 20, 30, 28)},

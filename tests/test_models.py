@@ -17,15 +17,6 @@ from clothparse_lib.taxonomy import CLASS_INDEX
 pytestmark = pytest.mark.filterwarnings("ignore::clothparse_lib.encoders.RandomInitWarning")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _two_threads():
-    """Small CPU work: 2 threads (the target machine's cores), restored for the other test modules."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(min(2, n))
-    yield
-    torch.set_num_threads(n)
-
-
 DRESS, SKIRT = CLASS_INDEX["dress"], CLASS_INDEX["skirt"]
 
 
