@@ -2,15 +2,24 @@
 SHELL := /bin/bash
 PY := .venv/bin/python
 
-.PHONY: setup demo test bench clean
+.PHONY: setup browser demo smoke html test bench clean
 
 setup:
 	@scripts/setup_venv.sh
 
-demo: setup  ## prepare the CCP demo data set and print its statistics
-	.venv/bin/clothparse prepare --profile demo
+demo: setup  ## main job: run the book on the CCP demo profile (CPU), then render it to _build/html
+	.venv/bin/clothparse book run --profile demo --html
 
-test: setup  ## the test suite (unit tests; CCP tests need CLOTHPARSE_DATA_DIR)
+smoke: setup  ## the whole book on synthetic data in a few minutes (results meaningless), rendered
+	.venv/bin/clothparse book run --profile smoke --html
+
+html: setup  ## render the chapters as they are (no execution)
+	.venv/bin/clothparse book build
+
+browser:  ## Debian's chromium for the browser test (needs root; otherwise that test skips)
+	@scripts/install_chromium.sh
+
+test: setup browser  ## the test suite, nbval's re-execution of the chapters and the browser test (CCP tests need CLOTHPARSE_DATA_DIR)
 	$(PY) -m pytest
 
 bench: setup  ## benchmarks: printed figures, not tests

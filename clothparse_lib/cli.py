@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import argparse
+import subprocess
+import time
 import sys
 from pathlib import Path
 
@@ -149,6 +151,53 @@ def _run_arguments(p: argparse.ArgumentParser, models: bool = False) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+def _book_run(args) -> int:
+    import json
+
+    from .book import ChapterFailed, run_book
+
+    def value(text):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            return text
+
+    t = time.perf_counter()
+    try:
+        results = run_book(args.profile, runs_dir=args.runs_dir, data_dir=args.data_dir, start=args.start,
+                           force=args.force, parameters={k: value(v) for k, v in args.parameter})
+    except ChapterFailed as e:
+        print(f"clothparse book run: {e}", file=sys.stderr)
+        return 1
+    ran = [r.chapter for r in results if r.status == "executed"]
+    print(f"book ({args.profile}): {len(ran)} chapter(s) executed, {len(results) - len(ran)} unchanged, "
+          f"{time.perf_counter() - t:.0f} s")
+    if args.html:
+        return _book_build(argparse.Namespace(lenient=False), t)
+    return 0
+
+
+def _book_references(args) -> int:
+    from .book import ROOT, write_references
+
+    for path in write_references(Path(args.dest) if args.dest else ROOT / "tests" / "notebooks"):
+        print(path)
+    return 0
+
+
+def _book_build(args, t0: float | None = None) -> int:
+    from .book import build_html
+
+    t = t0 or time.perf_counter()
+    try:
+        html = build_html(warnings_are_errors=not args.lenient, quiet=True)
+    except subprocess.CalledProcessError as e:
+        print(f"clothparse book build: jupyter-book failed (exit {e.returncode}); see its messages above", file=sys.stderr)
+        return 1
+    print(f"HTML: {html / 'index.html'}  ({time.perf_counter() - t:.0f} s)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="clothparse", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -203,6 +252,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .persons import add_persons_parser
     add_persons_parser(sub)
+
+    b = sub.add_parser("book", help="run the book's chapters with papermill and render them with jupyter-book")
+    bsub = b.add_subparsers(dest="book_command", required=True)
+    br = bsub.add_parser("run", help="execute the chapters in order (unchanged ones are skipped)")
+    br.add_argument("--profile", default="demo", help="smoke (synthetic, minutes), demo (CCP on a CPU), paper (GPU)")
+    br.add_argument("--from", dest="start", metavar="CHAPTER", help="start at this chapter (resume after a failure)")
+    br.add_argument("--force", action="store_true", help="execute even the unchanged chapters")
+    br.add_argument("--runs-dir", help=f"parent of the run folder <runs-dir>/<profile> (default ${settings.RUNS_DIR_VAR} or ./runs)")
+    br.add_argument("--data-dir", help=f"folder holding ccp/ or imaterialist/ (default ${settings.DATA_DIR_VAR})")
+    br.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                    help="another papermill parameter (VALUE read as JSON when it parses, else as text)")
+    br.add_argument("--html", action="store_true", help="then render the book (jupyter-book build)")
+    br.set_defaults(func=_book_run)
+    bf = bsub.add_parser("references", help="re-make nbval's references: the chapters executed with the smoke profile")
+    bf.add_argument("--dest", default=None, help="folder (default tests/notebooks)")
+    bf.set_defaults(func=_book_references)
+    bb = bsub.add_parser("build", help="render the executed chapters to _build/html (warnings are errors)")
+    bb.add_argument("--lenient", action="store_true", help="do not treat Sphinx warnings as errors")
+    bb.set_defaults(func=_book_build)
 
     d = sub.add_parser("download", help="download a public data set (needs internet)")
     d.add_argument("dataset", choices=["ccp"])

@@ -274,17 +274,21 @@ class RefinedSource:
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
-def review_gallery(index: pd.DataFrame, source: Source, max_images: int = 24, cols: int = 6, thumb_height: int = 3):
-    """A matplotlib Figure of the images left for review: detections on the full image (red), the last
-    crop tried (yellow dashed lines) and, in the title, the persons found at each step."""
+def review_gallery(index: pd.DataFrame, source: Source, max_images: int = 24, cols: int = 6, thumb_height: int = 3,
+                   status: str = "review"):
+    """A matplotlib Figure of the images of one status (default: left for review): detections on the full
+    image (red), the last crop tried (for ``cropped``: the accepted one; yellow dashed lines) and, in the
+    title, the persons found at each step."""
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
 
-    review = index[index["status"] == "review"].head(max_images)
+    if status not in STATUSES:
+        raise ValueError(f"status must be one of {STATUSES}, got {status!r}")
+    review = index[index["status"] == status].head(max_images)
     steps = [c for c in index.columns if c.startswith("persons_m")]
     if review.empty:
         fig, ax = plt.subplots(figsize=(4, 1))
-        ax.text(0.5, 0.5, "no image left for review", ha="center", va="center")
+        ax.text(0.5, 0.5, f"no image with status {status!r}", ha="center", va="center")
         ax.axis("off")
         return fig
     rows = math.ceil(len(review) / cols)
@@ -304,7 +308,7 @@ def review_gallery(index: pd.DataFrame, source: Source, max_images: int = 24, co
                 ax.axvline(x, color="yellow", linestyle="--", linewidth=1.5)
         counts = "/".join(str(getattr(r, c)) for c in ["persons_full", *steps])
         ax.set_title(f"{r.image_id}\npersons {counts}", fontsize=8)
-    fig.suptitle(f"left for review: {int((index['status'] == 'review').sum())} images "
+    fig.suptitle(f"{status}: {int((index['status'] == status).sum())} images, {len(review)} shown "
                  f"(persons: full image/{'/'.join(s.removeprefix('persons_') for s in steps)})", fontsize=10)
     fig.tight_layout()
     return fig

@@ -143,3 +143,16 @@ def parse_classes(names: str | list[str]) -> list[str]:
 def colorize(mask: np.ndarray) -> np.ndarray:
     """RGB image (HxWx3 uint8) of a class-index mask."""
     return PALETTE[mask]
+
+
+def mapping_table():
+    """Which source categories become each of our classes (iMaterialist 2019 and CCP), and what is excluded."""
+    import pandas as pd
+
+    def names(mapping, cls):
+        return ", ".join(n for n, c in mapping.items() if c == cls)
+
+    rows = [{"class": c, "iMaterialist 2019": names(IMATERIALIST_MAP, c), "CCP": names(CCP_MAP, c)} for c in GARMENTS]
+    rows.append({"class": "(image excluded)", "iMaterialist 2019": ", ".join(sorted(IMATERIALIST_EXCLUDE)),
+                 "CCP": ", ".join(sorted(CCP_EXCLUDE)) + "; suit without trousers"})
+    return pd.DataFrame(rows).set_index("class")

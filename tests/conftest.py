@@ -1,7 +1,16 @@
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
+
+
+def pytest_configure(config):
+    """nbval's kernels start outside any test, with this process's environment: give them scratch folders
+    too (a test's own folders come from the fixture below)."""
+    scratch = Path(tempfile.mkdtemp(prefix="clothparse-tests-"))
+    os.environ["CLOTHPARSE_RUNS_DIR"] = str(scratch / "runs")
+    os.environ.setdefault("CLOTHPARSE_CACHE_DIR", str(scratch / "cache"))
 
 
 @pytest.fixture(autouse=True)

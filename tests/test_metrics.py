@@ -40,6 +40,16 @@ def test_confusion_and_iou_against_naive():
         assert np.isclose(scores["iou_excl_bg"], np.nanmean(ious[1:]))
         assert np.isclose(scores["iou_overall"], np.nanmean(ious))
         assert np.isclose(scores["iou_mask"], naive_iou((pred > 0).astype(int), (target > 0).astype(int), 1))
+        inter = sum(((pred == c) & (target == c)).sum() for c in range(C))
+        union = sum(((pred == c) | (target == c)).sum() for c in range(C))
+        assert np.isclose(scores["iou_micro"], inter / union)
+        share = [(target == c).mean() for c in range(C)]
+        assert np.isclose(scores["iou_freq_weighted"], sum(s * i for s, i in zip(share, ious) if not np.isnan(i)))
+        inter = sum(((pred == c) & (target == c)).sum() for c in range(1, C))
+        union = sum(((pred == c) | (target == c)).sum() for c in range(1, C))
+        assert np.isclose(scores["iou_excl_bg_micro"], inter / union)
+        garment_share = np.array(share[1:]) / sum(share[1:])
+        assert np.isclose(scores["iou_excl_bg_freq_weighted"], np.nansum(garment_share * np.array(ious[1:])))
 
 
 def test_accumulated_is_not_the_mean_of_per_image_ious():

@@ -1,0 +1,228 @@
+"""The book's runner: papermill executes the chapters in order, skipping those whose inputs are unchanged.
+
+A chapter is re-executed when its stamp changes: the hash of its code and markdown cells, its
+parameters, the library's source, and the stamps of the chapters run before it (a change upstream
+re-runs everything downstream). Stamps live in ``<run>/book-stamps.json``, wall times in
+``<run>/book-times.csv``. On failure the runner stops with the chapter, the cell and the error; the
+partially executed notebook is left in place, and ``start=CHAPTER`` (``--from``) resumes there.
+Rendering is jupyter-book's (execution off in ``_config.yml``): :func:`build_html`.
+
+The chapters find their run folder and data through ``$CLOTHPARSE_RUNS_DIR`` and
+``$CLOTHPARSE_DATA_DIR``, which the runner sets for the kernel, so that only ``profile`` (and the
+parameters the caller adds) is injected: the committed chapters show no path of the machine that ran them.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+
+from . import settings
+
+ROOT = Path(__file__).resolve().parents[1]
+# Execution order: the introduction's summary gathers every other chapter's results, so it runs last
+# (the table of contents, _toc.yml, puts it first).
+CHAPTERS = ("refinement", "architecture", "training", "baselines", "ablations", "confusion", "qualitative",
+            "beyond", "intro")
+
+
+class ChapterFailed(RuntimeError):
+    """``cell``: the failing cell's execution count (``In [n]`` in the partial notebook)."""
+
+    def __init__(self, chapter: str, cell: int | None, source: str, error: str, notebook: Path):
+        first = next((line for line in source.splitlines() if line.strip()), "")
+        super().__init__(f"chapter '{chapter}' failed in cell In [{cell}] ({first.strip()[:80]}): {error}\n"
+                         f"  partial notebook: {notebook}\n  resume with: clothparse book run ... --from {chapter}")
+        self.chapter, self.cell, self.error, self.notebook = chapter, cell, error, notebook
+
+
+def code_hash(nb_path: Path) -> str:
+    """Hash of a notebook's cell sources (not its outputs, not papermill's injected parameters)."""
+    h = hashlib.sha256()
+    for cell in source_cells(nbformat.read(nb_path, as_version=4)):
+        if cell.cell_type in ("code", "markdown"):
+            h.update(cell.cell_type.encode() + b"\0" + cell.source.encode() + b"\0")
+    return h.hexdigest()
+
+
+def library_hash() -> str:
+    h = hashlib.sha256()
+    for path in sorted((ROOT / "clothparse_lib").rglob("*")):
+        if path.suffix in (".py", ".json") and "__pycache__" not in path.parts:
+            h.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
+
+
+@contextlib.contextmanager
+def _environment(**values):
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update({k: str(v) for k, v in values.items() if v})
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+
+
+@dataclass
+class ChapterRun:
+    chapter: str
+    status: str  # "executed" or "skipped"
+    seconds: float
+
+
+def run_book(profile: str, root: Path = ROOT, runs_dir=None, data_dir=None, start: str | None = None,
+             force: bool = False, parameters: dict | None = None, chapters=CHAPTERS,
+             progress: bool = True) -> list[ChapterRun]:
+    """Execute ``<root>/book/<chapter>.ipynb`` in place with papermill, in order; returns what ran.
+
+    ``runs_dir``: parent of the run folder ``<runs_dir>/<profile>`` (default ``$CLOTHPARSE_RUNS_DIR``, else
+    ``<root>/runs``); ``data_dir``: default ``$CLOTHPARSE_DATA_DIR``; ``parameters``: more papermill parameters.
+    """
+    import papermill
+
+    from .profiles import get_profile
+
+    get_profile(profile)  # a clear error for an unknown profile, before anything runs
+    if start is not None and start not in chapters:
+        raise ValueError(f"unknown chapter {start!r}; chapters: {', '.join(chapters)}")
+    book = Path(root).resolve() / "book"
+    missing = [c for c in chapters if not (book / f"{c}.ipynb").exists()]
+    if missing:
+        raise FileNotFoundError(f"chapters not found in {book}: {', '.join(missing)}")
+    runs = Path(runs_dir or os.environ.get(settings.RUNS_DIR_VAR) or Path(root) / "runs").resolve()
+    run_dir = runs / profile
+    run_dir.mkdir(parents=True, exist_ok=True)
+    stamps_file, times_file = run_dir / "book-stamps.json", run_dir / "book-times.csv"
+    stamps = json.loads(stamps_file.read_text()) if stamps_file.exists() else {}
+    params = {"profile": profile, **(parameters or {})}
+    data = Path(data_dir).resolve() if data_dir else None
+    lib, chain, started, results = library_hash(), "", start is None, []
+    with _environment(**{settings.RUNS_DIR_VAR: runs, settings.DATA_DIR_VAR: data}):
+        for n, name in enumerate(chapters, 1):
+            notebook = book / f"{name}.ipynb"
+            chain = hashlib.sha256(f"{chain}{code_hash(notebook)}{json.dumps(params, sort_keys=True)}{lib}".encode()).hexdigest()
+            started = started or name == start
+            if not force and (not started or stamps.get(name) == chain):
+                results.append(ChapterRun(name, "skipped", 0.0))
+                if progress:
+                    print(f"[book {n}/{len(chapters)}] {name}: {'unchanged' if started else 'before --from'}, skipped")
+                continue
+            if progress:
+                print(f"[book {n}/{len(chapters)}] {name}: executing with profile {profile}", flush=True)
+            t = time.perf_counter()
+            stamps.pop(name, None)
+            try:
+                papermill.execute_notebook(str(notebook), str(notebook), parameters=params, cwd=str(book),
+                                           progress_bar=progress, kernel_name="python3")
+            except papermill.PapermillExecutionError as e:
+                stamps_file.write_text(json.dumps(stamps, indent=1))
+                tidy(notebook)
+                raise ChapterFailed(name, e.exec_count, e.source, f"{e.ename}: {e.evalue}", notebook) from None
+            seconds = time.perf_counter() - t
+            tidy(notebook)
+            stamps[name] = chain
+            stamps_file.write_text(json.dumps(stamps, indent=1))
+            _record_time(times_file, name, seconds)
+            results.append(ChapterRun(name, "executed", seconds))
+            if progress:
+                print(f"[book {n}/{len(chapters)}] {name}: done in {seconds:.0f} s", flush=True)
+    return results
+
+
+def tidy(notebook: Path) -> None:
+    """Drop the machine's paths that papermill records in an executed notebook's metadata."""
+    nb = nbformat.read(notebook, as_version=4)
+    meta = nb.metadata.get("papermill", {})
+    for key in ("input_path", "output_path"):
+        if meta.get(key):
+            meta[key] = Path(meta[key]).name
+    nbformat.write(nb, notebook)
+
+
+def _record_time(path: Path, chapter: str, seconds: float) -> None:
+    import pandas as pd
+
+    table = pd.read_csv(path) if path.exists() else pd.DataFrame(columns=["chapter", "seconds"])
+    table = pd.concat([table[table["chapter"] != chapter], pd.DataFrame([{"chapter": chapter, "seconds": round(seconds, 1)}])])
+    table.to_csv(path, index=False)
+
+
+def chapter_times(run_dir: Path) -> "pd.DataFrame":
+    """Wall time of each chapter's latest execution in this run folder (``book-times.csv``)."""
+    import pandas as pd
+
+    path = Path(run_dir) / "book-times.csv"
+    table = pd.read_csv(path) if path.exists() else pd.DataFrame(columns=["chapter", "seconds"])
+    return table.set_index("chapter")
+
+
+def glue(name: str, value) -> None:
+    """myst-nb's ``glue`` (not displayed) of a number or text, numpy scalars made plain for its formatting."""
+    from myst_nb import glue as myst_glue
+
+    myst_glue(name, value.item() if hasattr(value, "item") else value, display=False)
+
+
+def setup_chapter(profile: str, run_dir: str = "", data_dir: str = "", device: str | None = None):
+    """A chapter's first call: display settings, and the run of ``profile`` (:class:`experiments.Run`).
+
+    Empty ``run_dir``/``data_dir`` mean the settings' defaults (``$CLOTHPARSE_RUNS_DIR/<profile>``,
+    ``$CLOTHPARSE_DATA_DIR``)."""
+    import matplotlib
+    import pandas as pd
+
+    from .experiments import Run
+
+    pd.set_option("display.float_format", "{:.2f}".format)
+    pd.set_option("display.max_colwidth", 120)
+    matplotlib.rcParams.update({"figure.dpi": 90, "savefig.dpi": 90})
+    return Run.open(profile, run_dir or None, data_dir or None, device=device or None, progress=False)
+
+
+def source_cells(nb) -> list:
+    """A chapter's own cells: without papermill's injected parameters."""
+    return [c for c in nb.cells if "injected-parameters" not in c.metadata.get("tags", [])]
+
+
+def write_references(dest: Path = ROOT / "tests" / "notebooks", runs_dir=None, chapters=CHAPTERS) -> list[Path]:
+    """Execute every chapter with the smoke profile in a scratch copy of the book and store the executed
+    notebooks in ``dest``: nbval's references, whose cells are the book's and whose outputs are smoke's."""
+    import shutil
+    import tempfile
+
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="clothparse-references-") as tmp:
+        root = Path(tmp)
+        (root / "book").mkdir()
+        for name in chapters:
+            nb = nbformat.read(ROOT / "book" / f"{name}.ipynb", as_version=4)
+            nb.cells = source_cells(nb)
+            for cell in nb.cells:
+                if cell.cell_type == "code":
+                    cell.outputs, cell.execution_count = [], None
+            nbformat.write(nb, root / "book" / f"{name}.ipynb")
+        run_book("smoke", root=root, runs_dir=runs_dir or root / "runs", force=True, chapters=chapters)
+        for name in chapters:
+            shutil.copyfile(root / "book" / f"{name}.ipynb", dest / f"{name}.ipynb")
+    return [dest / f"{name}.ipynb" for name in chapters]
+
+
+def build_html(root: Path = ROOT, warnings_are_errors: bool = True, quiet: bool = False) -> Path:
+    """Render the executed chapters with jupyter-book 1.x; returns ``<root>/_build/html``."""
+    cmd = [sys.executable, "-c", "from jupyter_book.cli.main import main; main()", "build", str(root)]
+    if warnings_are_errors:
+        cmd += ["-W", "-n", "--keep-going"]
+    if quiet:
+        cmd += ["-q"]
+    subprocess.run(cmd, check=True, cwd=root)
+    return Path(root) / "_build" / "html"

@@ -1,0 +1,153 @@
+"""Plots of the book: training curves, confusion heatmaps, galleries, comparisons with the paper."""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from .taxonomy import CLASSES, colorize
+
+
+def training_curves(history: pd.DataFrame, title: str = "") -> plt.Figure:
+    """Every loss term (train and valid) and the validation IoU excl. bg, per epoch, phases marked."""
+    h = history.reset_index(drop=True)
+    x = np.arange(1, len(h) + 1)
+    terms = [c.removeprefix("valid_loss_") for c in h.columns if c.startswith("valid_loss_") and h[c].notna().any()]
+    fig, axes = plt.subplots(1, len(terms) + 2, figsize=(3.2 * (len(terms) + 2), 3), constrained_layout=True)
+    for ax, term in zip(axes, ["total", *terms]):
+        train, valid = ("train_loss", "valid_loss") if term == "total" else (f"train_loss_{term}", f"valid_loss_{term}")
+        ax.plot(x, h[train], "o-", label="train")
+        ax.plot(x, h[valid], "o-", label="valid")
+        ax.set_title(f"loss: {term}")
+    axes[-1].plot(x, 100 * h["valid_iou_excl_bg"], "o-", color="C2")
+    axes[-1].set_title("valid IoU excl. bg (%)")
+    for ax in axes:
+        ax.set_xlabel("epoch")
+        boundary = (h["phase"] == 1).sum()
+        if 0 < boundary < len(h):
+            ax.axvline(boundary + 0.5, color="grey", lw=0.8, ls="--")
+    axes[0].legend()
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def lr_finder_plot(result: dict, chosen: float | None = None) -> plt.Figure:
+    fig, ax = plt.subplots(figsize=(5, 3.2), constrained_layout=True)
+    ax.plot(result["lrs"], result["losses"])
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("loss (smoothed)")
+    for (name, value), color in zip(result["suggestions"].items(), ("C1", "C2", "C3")):
+        ax.axvline(value, color=color, ls=":", label=f"{name} {value:.1e}")
+    if chosen:
+        ax.axvline(chosen, color="k", label=f"chosen {chosen:.0e}")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def confusion_heatmaps(ours: np.ndarray, paper: np.ndarray | None, title: str) -> plt.Figure:
+    """This run's normalised confusion matrix (%) beside the paper's."""
+    panels = [("this run", ours)] + ([("paper", paper)] if paper is not None else [])
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.2 * len(panels), 5.2), constrained_layout=True, squeeze=False)
+    for ax, (name, m) in zip(axes[0], panels):
+        sns.heatmap(np.asarray(m, float), annot=True, fmt=".1f", cmap="Blues", vmin=0, vmax=100, cbar=False, ax=ax,
+                    xticklabels=CLASSES, yticklabels=CLASSES, annot_kws={"size": 7})
+        ax.set_xlabel("prediction")
+        ax.set_ylabel("ground truth")
+        ax.set_title(f"{title}: {name}")
+    return fig
+
+
+def gallery(rows: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]], columns=("image", "ground truth", "prediction"),
+            scale: float = 1.6) -> plt.Figure:
+    """One row per (label, image, ground truth, prediction[, more predictions...])."""
+    n_cols = len(rows[0]) - 1
+    h, w = rows[0][1].shape[:2]
+    fig, axes = plt.subplots(len(rows), n_cols, figsize=(n_cols * scale * w / h + 0.4, len(rows) * scale + 0.3),
+                             squeeze=False, constrained_layout=True)
+    for r, (label, image, *masks) in enumerate(rows):
+        panels = [image] + [colorize(np.asarray(m)) for m in masks]
+        for c, panel in enumerate(panels):
+            ax = axes[r, c]
+            ax.imshow(panel)
+            ax.set_xticks([]), ax.set_yticks([])
+            if r == 0:
+                ax.set_title(columns[c], fontsize=9)
+        axes[r, 0].set_ylabel(label, fontsize=8)
+    return fig
+
+
+def legend_strip() -> plt.Figure:
+    fig, ax = plt.subplots(figsize=(7, 0.5))
+    for i, name in enumerate(CLASSES):
+        ax.add_patch(plt.Rectangle((i, 0), 0.9, 1, color=np.array(colorize(np.array([i]))[0]) / 255))
+        ax.text(i + 0.45, 0.5, name, ha="center", va="center", fontsize=7, color="white" if i in (0, 3, 5) else "black")
+    ax.set_xlim(0, len(CLASSES))
+    ax.axis("off")
+    return fig
+
+
+def comparison_bars(table: pd.DataFrame, columns: list[str], title: str) -> plt.Figure:
+    """Grouped bars: this run vs the paper for each row and metric (``table`` has 'run'/'paper' column levels)."""
+    fig, axes = plt.subplots(1, len(columns), figsize=(4 * len(columns), 3.2), constrained_layout=True, squeeze=False)
+    for ax, col in zip(axes[0], columns):
+        data = pd.DataFrame({"this run": table[(col, "run")], "paper": table[(col, "paper")]})
+        data.plot.barh(ax=ax, legend=ax is axes[0, 0])
+        ax.set_title(col)
+        ax.set_xlim(0, 100)
+    fig.suptitle(title)
+    return fig
+
+
+def injection_diagram(decoder: int = 99, n_garments: int = 8, n_boxes: int = 32, n_classes: int = 9) -> plt.Figure:
+    """Schematic of the Extended U-Net's head (Figure 1): the branches' logits, tiled into constant maps,
+    join the decoder's last maps before the final residual block."""
+    fig, ax = plt.subplots(figsize=(9, 3.4))
+    boxes = {
+        "encoder": (0.0, 1.2, "encoder\n(frozen in phase 1)", "C0"),
+        "decoder": (2.1, 1.2, f"U-Net decoder\n{decoder} maps", "C0"),
+        "class": (2.1, 2.6, f"ClassBranch\n{n_garments} logits", "C1"),
+        "box": (2.1, -0.2, f"BBbranch\n{n_boxes} logits ({n_garments} boxes)", "C2"),
+        "tile": (4.3, 1.2, f"concat: {decoder} + {n_garments} + {n_boxes}\nconstant maps", "C4"),
+        "block": (6.4, 1.2, f"final residual block\n-> {decoder}, 1x1 conv -> {n_classes}", "C0"),
+    }
+    for x, y, text, color in boxes.values():
+        ax.add_patch(plt.Rectangle((x, y), 1.8, 0.9, facecolor=color, alpha=0.25, edgecolor=color))
+        ax.text(x + 0.9, y + 0.45, text, ha="center", va="center", fontsize=8)
+    arrows = [("encoder", "decoder"), ("encoder", "class"), ("encoder", "box"), ("decoder", "tile"), ("class", "tile"),
+              ("box", "tile"), ("tile", "block")]
+    for a, b in arrows:
+        (xa, ya, *_), (xb, yb, *_) = boxes[a], boxes[b]
+        ax.annotate("", xy=(xb, yb + 0.45), xytext=(xa + 1.8, ya + 0.45), arrowprops=dict(arrowstyle="->", color="0.3"))
+    ax.text(4.3 + 0.9, 2.75, "prior injection: known garments\noverride ClassBranch logits (±8)", ha="center", fontsize=7,
+            color="C1")
+    ax.set_xlim(-0.1, 8.3)
+    ax.set_ylim(-0.4, 3.7)
+    ax.axis("off")
+    return fig
+
+
+def image_row(paths, titles=None, height: float = 3.0) -> plt.Figure:
+    """Image files side by side (e.g. ``clothparse predict``'s overlays)."""
+    images = [plt.imread(p) for p in paths]
+    fig, axes = plt.subplots(1, len(images), figsize=(sum(height * i.shape[1] / i.shape[0] for i in images) + 0.3, height),
+                             squeeze=False, constrained_layout=True)
+    for ax, image, title in zip(axes[0], images, titles or [None] * len(images)):
+        ax.imshow(image)
+        ax.set_xticks([]), ax.set_yticks([])
+        if title:
+            ax.set_title(title, fontsize=8)
+    return fig
+
+
+def seed_plot(spread: pd.DataFrame, metric: str = "iou_excl_bg") -> plt.Figure:
+    """Each model's ``metric`` per seed (dots) and its mean (bar), from :func:`experiments.seed_spread`."""
+    runs = spread[spread.index.get_level_values("seed").str.startswith("seed")].reset_index()
+    fig, ax = plt.subplots(figsize=(5, 0.6 + 0.5 * runs["model"].nunique()), constrained_layout=True)
+    sns.barplot(data=runs, y="model", x=metric, errorbar=None, alpha=0.3, ax=ax)
+    sns.stripplot(data=runs, y="model", x=metric, hue="seed", size=7, jitter=False, ax=ax)
+    ax.set_xlabel(f"{metric} (%)")
+    ax.legend(fontsize=7, bbox_to_anchor=(1.01, 1), loc="upper left")
+    return fig

@@ -1,0 +1,79 @@
+"""The book's tables and galleries beyond Table 1, on a smoke run (synthetic data, tiny trainings)."""
+import json
+
+import numpy as np
+import pytest
+
+from clothparse_lib import experiments, galleries, paper, report
+from clothparse_lib.taxonomy import CLASS_INDEX
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    return experiments.Run.open("smoke", tmp_path_factory.mktemp("run"), progress=False, device="cpu")
+
+
+def test_table4_and_table5_beside_the_paper(run):
+    t4 = experiments.table4(run)
+    ref = paper.numbers()["table4_classbranch"]
+    assert t4.loc["F1", "paper"] == ref["f1"] and t4.loc["accuracy: skirt", "paper"] == ref["per_class_accuracy"]["skirt"]
+    scores = json.loads((run.model_dir("extended") / "evaluation.json").read_text())["scores"]
+    assert np.isclose(t4.loc["F1", "run"], 100 * scores["classbranch"]["f1"])
+    assert np.allclose(t4["diff"], t4["run"] - t4["paper"])
+    t5 = experiments.table5(run)
+    assert list(t5.index) == ["Without GT", "With GT", "Partial GT (dress, skirt)"]
+    assert np.isclose(t5.loc["With GT", ("iou_excl_bg", "run")], 100 * scores["gt"]["iou_excl_bg"])
+    assert np.isnan(t5.loc["Partial GT (dress, skirt)", ("iou_excl_bg", "paper")])  # not in the paper
+    assert t5.loc["With GT", ("iou_excl_bg", "paper")] == paper.numbers()["table5_gt_injection"]["With GT"][0]
+
+
+def test_confusion_is_normalised_like_the_papers(run):
+    m = experiments.confusion(run)
+    ours_rows, paper_rows = m["rows"]
+    assert np.allclose(np.nansum(ours_rows, 1)[~np.isnan(ours_rows).all(1)], 100)
+    assert np.allclose(np.sum(paper_rows, 1), 100, atol=0.1)
+    assert np.allclose(np.nansum(m["columns"][0], 0)[~np.isnan(m["columns"][0]).all(0)], 100)
+    gt, pred, share = report.most_confused(paper_rows)
+    assert gt != pred and "background" not in (gt, pred) and share == np.nanmax(
+        np.where(np.eye(9, dtype=bool), np.nan, paper_rows)[1:, 1:])
+
+
+def test_seed_spread_statistics(run):
+    spread = experiments.seed_spread(run, ["extended"], (0, 1))
+    values = spread.loc[("extended", ["seed 0", "seed 1"]), "iou_excl_bg"].to_numpy()
+    assert np.isclose(spread.loc[("extended", "mean"), "iou_excl_bg"], values.mean())
+    assert np.isclose(spread.loc[("extended", "std"), "iou_excl_bg"], values.std(ddof=1))
+    assert (run.run_dir / "models" / "extended-refined-seed1" / "best.pt").exists()
+
+
+def test_headline_and_aggregates(run):
+    head = report.headline(run)
+    row = head.loc[("Table 2", "Our model: IoU excl. bg")]
+    assert row["paper"] == paper.numbers()["table2_models"]["Our model"][0]
+    assert np.isclose(row["diff"], row["this run"] - row["paper"]) and row["profile"] == "smoke"
+    agg = report.aggregate_definitions(run)
+    assert np.isclose(agg.loc["paper: as printed", "IoU overall"], paper.numbers()["table1_base_vs_refined_plain_unet"]["Refined"][1])
+    assert np.isclose(agg.loc["paper: mean of its per-class IoUs", "IoU excl. bg"], 65.25125)
+
+
+def test_loss_sorted_groups_and_partial_injection(run):
+    groups = galleries.loss_sorted(run, n=2)
+    assert list(groups) == ["highest loss", "middle", "lowest loss", "failures"]
+    loss = lambda rows: [float(label.split("loss ")[1].split()[0]) for label, *_ in rows]
+    assert min(loss(groups["highest loss"])) >= max(loss(groups["lowest loss"]))
+    label, image, truth, pred = groups["highest loss"][0]
+    assert image.shape[:2] == truth.shape == pred.shape == tuple(run.profile.size)
+    rows, counts = galleries.partial_injection(run, absent="dress")
+    assert 0 <= counts["images_painted"] <= counts["images_without"] and len(rows) <= 4
+    assert (counts["pixels_before"] > 0) == (counts["images_painted"] > 0)
+    for label, image, truth, plain, told in rows:
+        assert not (truth == CLASS_INDEX["dress"]).any() and (plain == CLASS_INDEX["dress"]).any()
+    with pytest.raises(ValueError, match="no prior input"):
+        galleries.partial_injection(run, model="plain_unet")
+
+
+def test_figure1_and_deviations():
+    assert report.decoder_channels()["match"].all()
+    dev = report.deviations("demo")
+    assert {"data set", "encoder", "person detector", "BCE weight"} <= set(dev.index)
+    assert "data set" not in report.deviations("paper").index
