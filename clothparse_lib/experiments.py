@@ -58,7 +58,8 @@ class Run:
         path = self.run_dir / "refined_index.csv"
         if path.exists():
             return read_index(path)
-        index = refine(self.source(), make_detector(self.profile.detector), cache_file=self.run_dir / "persons.jsonl")
+        index = refine(self.source(), make_detector(self.profile.detector), cache_file=self.run_dir / "persons.jsonl",
+                       progress=self.progress)
         write_review_list(index, self.run_dir / "review.csv")
         write_index(index, path)
         return index

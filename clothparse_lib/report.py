@@ -96,7 +96,7 @@ def deviations(profile: str | Profile) -> pd.DataFrame:
                      "in a PyPI package, and it is about 5x cheaper on a CPU"))
     rows += [
         ("max lr, phase 1 / phase 2", "10^? / lost in the text", f"{t.lr_frozen:g} / {t.lr_unfrozen:g}",
-         "the exponents are lost; phase 1 from the lr finder (chapter Training), phase 2 lower, as fastai's fine_tune"),
+         "the exponents are lost; fastai's fine_tune defaults, phase 2 lower; the lr finder's curve is in chapter Training"),
         ("weight decay", "10^? (lost)", f"{t.wd:g}", "the exponent is lost; fastai's default"),
         ("BCE weight", "lost (terms contribute about evenly)", f"{t.w_bce if t.w_bce is not None else W_BCE:g}",
          "calibrated so that CE and BCE contribute evenly after a short frozen training (losses.calibrate_loss_weights)"),
