@@ -81,11 +81,13 @@ class ChapterRun:
 
 def run_book(profile: str, root: Path = ROOT, runs_dir=None, data_dir=None, start: str | None = None,
              force: bool = False, parameters: dict | None = None, chapters=CHAPTERS,
-             progress: bool = True) -> list[ChapterRun]:
+             progress: bool = True, jobs: int | None = None) -> list[ChapterRun]:
     """Execute ``<root>/book/<chapter>.ipynb`` in place with papermill, in order; returns what ran.
 
     ``runs_dir``: parent of the run folder ``<runs_dir>/<profile>`` (default ``$CLOTHPARSE_RUNS_DIR``, else
-    ``<root>/runs``); ``data_dir``: default ``$CLOTHPARSE_DATA_DIR``; ``parameters``: more papermill parameters.
+    ``<root>/runs``); ``data_dir``: default ``$CLOTHPARSE_DATA_DIR``; ``parameters``: more papermill parameters;
+    ``jobs``: trainings run at once before the first chapter (:func:`parallel.train_concurrently`; default
+    :func:`parallel.default_jobs`; 1: none, the chapters train what they need one at a time).
     """
     import papermill
 
@@ -107,6 +109,7 @@ def run_book(profile: str, root: Path = ROOT, runs_dir=None, data_dir=None, star
     data = Path(data_dir).resolve() if data_dir else None
     lib, chain, started, results = library_hash(), "", start is None, []
     with _environment(**{settings.RUNS_DIR_VAR: runs, settings.DATA_DIR_VAR: data}):
+        _train_first(profile, run_dir, jobs, progress)
         for n, name in enumerate(chapters, 1):
             notebook = book / f"{name}.ipynb"
             chain = hashlib.sha256(f"{chain}{code_hash(notebook)}{json.dumps(params, sort_keys=True)}{lib}".encode()).hexdigest()
@@ -138,9 +141,29 @@ def run_book(profile: str, root: Path = ROOT, runs_dir=None, data_dir=None, star
     return results
 
 
+def _train_first(profile: str, run_dir: Path, jobs: int | None, progress: bool) -> None:
+    """With several jobs, every model the book needs is trained (and evaluated) before the chapters run."""
+    from .experiments import Run
+    from .parallel import default_jobs, train_concurrently
+
+    jobs = jobs or default_jobs()
+    if jobs > 1:
+        t = time.perf_counter()
+        trained = train_concurrently(Run.open(profile, run_dir, progress=progress), jobs, progress=progress)
+        if trained:
+            _record_time(run_dir / "book-times.csv", "trainings (concurrent)", time.perf_counter() - t)
+        if progress:
+            print(f"[book] {len(trained)} models trained, {jobs} at a time, in {time.perf_counter() - t:.0f} s", flush=True)
+
+
 def tidy(notebook: Path) -> None:
-    """Drop the machine's paths that papermill records in an executed notebook's metadata."""
+    """Drop the machine's paths that papermill records in an executed notebook's metadata, and keep papermill's
+    injected parameters out of the rendered page (``remove-cell``; they stay in the notebook)."""
     nb = nbformat.read(notebook, as_version=4)
+    for cell in nb.cells:
+        tags = cell.metadata.get("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            tags.append("remove-cell")
     meta = nb.metadata.get("papermill", {})
     for key in ("input_path", "output_path"):
         if meta.get(key):
@@ -193,6 +216,19 @@ def source_cells(nb) -> list:
     return [c for c in nb.cells if "injected-parameters" not in c.metadata.get("tags", [])]
 
 
+def copy_chapters(root: Path, chapters=CHAPTERS) -> Path:
+    """The book's chapters, cells only (no outputs, no injected parameters), in ``<root>/book``: a scratch book."""
+    (Path(root) / "book").mkdir(parents=True, exist_ok=True)
+    for name in chapters:
+        nb = nbformat.read(ROOT / "book" / f"{name}.ipynb", as_version=4)
+        nb.cells = source_cells(nb)
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                cell.outputs, cell.execution_count = [], None
+        nbformat.write(nb, Path(root) / "book" / f"{name}.ipynb")
+    return Path(root) / "book"
+
+
 def write_references(dest: Path = ROOT / "tests" / "notebooks", runs_dir=None, chapters=CHAPTERS) -> list[Path]:
     """Execute every chapter with the smoke profile in a scratch copy of the book and store the executed
     notebooks in ``dest``: nbval's references, whose cells are the book's and whose outputs are smoke's."""
@@ -203,14 +239,7 @@ def write_references(dest: Path = ROOT / "tests" / "notebooks", runs_dir=None, c
     dest.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="clothparse-references-") as tmp:
         root = Path(tmp)
-        (root / "book").mkdir()
-        for name in chapters:
-            nb = nbformat.read(ROOT / "book" / f"{name}.ipynb", as_version=4)
-            nb.cells = source_cells(nb)
-            for cell in nb.cells:
-                if cell.cell_type == "code":
-                    cell.outputs, cell.execution_count = [], None
-            nbformat.write(nb, root / "book" / f"{name}.ipynb")
+        copy_chapters(root, chapters)
         run_book("smoke", root=root, runs_dir=runs_dir or root / "runs", force=True, chapters=chapters)
         for name in chapters:
             shutil.copyfile(root / "book" / f"{name}.ipynb", dest / f"{name}.ipynb")

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from . import settings
+from .profiles import DRY_RUN_SUFFIX
 
 
 def _prepare(args) -> int:
@@ -163,14 +164,15 @@ def _book_run(args) -> int:
             return text
 
     t = time.perf_counter()
+    profile = args.profile + DRY_RUN_SUFFIX if args.dry_run else args.profile
     try:
-        results = run_book(args.profile, runs_dir=args.runs_dir, data_dir=args.data_dir, start=args.start,
-                           force=args.force, parameters={k: value(v) for k, v in args.parameter})
+        results = run_book(profile, runs_dir=args.runs_dir, data_dir=args.data_dir, start=args.start,
+                           force=args.force, parameters={k: value(v) for k, v in args.parameter}, jobs=args.jobs)
     except ChapterFailed as e:
         print(f"clothparse book run: {e}", file=sys.stderr)
         return 1
     ran = [r.chapter for r in results if r.status == "executed"]
-    print(f"book ({args.profile}): {len(ran)} chapter(s) executed, {len(results) - len(ran)} unchanged, "
+    print(f"book ({profile}): {len(ran)} chapter(s) executed, {len(results) - len(ran)} unchanged, "
           f"{time.perf_counter() - t:.0f} s")
     if args.html:
         return _book_build(argparse.Namespace(lenient=False), t)
@@ -256,7 +258,12 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("book", help="run the book's chapters with papermill and render them with jupyter-book")
     bsub = b.add_subparsers(dest="book_command", required=True)
     br = bsub.add_parser("run", help="execute the chapters in order (unchanged ones are skipped)")
-    br.add_argument("--profile", default="demo", help="smoke (synthetic, minutes), demo (CCP on a CPU), paper (GPU)")
+    br.add_argument("--profile", default="demo",
+                    help="smoke (synthetic, minutes), demo (CCP on a CPU), full (CCP on a GPU), paper (iMaterialist, GPU)")
+    br.add_argument("--dry-run", action="store_true",
+                    help="the profile's code path on 120 images at 96x64, 1 epoch, 2 seeds (profile NAME-dry)")
+    br.add_argument("--jobs", type=int, help="trainings run at once before the chapters (default: 1 on a CPU, "
+                    "on a GPU as many as its memory and the cores allow)")
     br.add_argument("--from", dest="start", metavar="CHAPTER", help="start at this chapter (resume after a failure)")
     br.add_argument("--force", action="store_true", help="execute even the unchanged chapters")
     br.add_argument("--runs-dir", help=f"parent of the run folder <runs-dir>/<profile> (default ${settings.RUNS_DIR_VAR} or ./runs)")

@@ -78,6 +78,13 @@ class Run:
     def model_dir(self, model: str, variant: str = "refined", seed: int = 0) -> Path:
         return self.run_dir / "models" / tag(model, variant, seed)
 
+    def trained(self, model: str, variant: str = "refined", seed: int = 0) -> bool:
+        folder = self.model_dir(model, variant, seed)
+        return (folder / "best.pt").exists() and not _unfinished(folder)
+
+    def evaluated(self, model: str, variant: str = "refined", seed: int = 0) -> bool:
+        return self.trained(model, variant, seed) and (self.model_dir(model, variant, seed) / "evaluation.json").exists()
+
     def ensure(self, model: str, variant: str = "refined", seed: int = 0, train: TrainSettings | None = None,
                evaluate_on: str | None = None) -> dict:
         """Train (or resume) and evaluate ``model`` unless done; returns its test scores.
@@ -87,7 +94,7 @@ class Run:
         folder = self.model_dir(model, variant, seed)
         on = evaluate_on or "refined"
         name = "test" if on == "refined" else f"test-on-{on}"
-        if not (folder / "best.pt").exists() or _unfinished(folder):
+        if not self.trained(model, variant, seed):
             train_model(self.data(variant), model, train or self.profile.train, self.run_dir, seed=seed,
                         device=self.device, progress=self.progress, tag=tag(model, variant, seed))
         if not (folder / f"evaluation{'' if name == 'test' else '-' + name}.json").exists():
@@ -117,25 +124,36 @@ def score_row(scores: dict, mode: str = "none") -> dict:
     return {"iou_excl_bg": s["iou_excl_bg"], "iou_overall": s["iou_overall"], "iou_mask": s["iou_mask"], **s["per_class"]}
 
 
-def beside_paper(ours: dict[str, dict], table: str, rows: dict[str, str]) -> pd.DataFrame:
-    """This run's rows (fractions) beside the paper's (percent) for the paper table ``table``.
+def seed_rows(run: Run, model: str, variant: str = "refined", mode: str = "none") -> pd.DataFrame:
+    """One row of test scores (fractions) per seed of the profile: index ``seed``, columns as :func:`score_row`."""
+    return pd.DataFrame({s: score_row(run.ensure(model, variant, s), mode) for s in run.profile.seeds}).T.rename_axis("seed")
+
+
+def mean_std(per_seed: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """Mean and sample standard deviation over seeds (rows); the std is NaN for a single seed."""
+    return per_seed.mean(), per_seed.std(ddof=1)
+
+
+def beside_paper(ours: dict[str, pd.DataFrame], table: str, rows: dict[str, str]) -> pd.DataFrame:
+    """This run's rows (fractions, one row per seed) beside the paper's (percent) for the paper table ``table``.
 
     ``rows`` maps this run's row label to the paper's row label (None: a row the paper does not have).
-    Columns: (metric, run|paper|diff), in %.
+    Columns: (metric, run|std|paper|diff), in %: ``run`` is the mean over seeds, ``std`` their standard deviation.
     """
     ref = paper.numbers()[table]
     frames = {}
     for label, paper_label in rows.items():
-        run = pd.Series({k: 100 * v for k, v in ours[label].items()})
+        mean, std = mean_std(100 * ours[label])
         ref_row = pd.Series(dict(zip(ref["columns"], ref.get(paper_label) or [float("nan")] * len(ref["columns"]))))
-        cols = [c for c in ref["columns"] if c in run.index]
-        frames[label] = pd.DataFrame({"run": run[cols], "paper": ref_row[cols], "diff": run[cols] - ref_row[cols]}).stack()
+        cols = [c for c in ref["columns"] if c in mean.index]
+        frames[label] = pd.DataFrame({"run": mean[cols], "std": std[cols], "paper": ref_row[cols],
+                                      "diff": mean[cols] - ref_row[cols]}).stack()
     return pd.DataFrame(frames).T
 
 
 def table1(run: Run) -> pd.DataFrame:
     """Plain U-Net trained on base vs refined data, both scored on the refined test images, beside Table 1."""
-    ours = {"Base": score_row(run.ensure("plain_unet", "base")), "Refined": score_row(run.ensure("plain_unet", "refined"))}
+    ours = {"Base": seed_rows(run, "plain_unet", "base"), "Refined": seed_rows(run, "plain_unet", "refined")}
     return beside_paper(ours, "table1_base_vs_refined_plain_unet", {"Base": "Base", "Refined": "Refined"})
 
 
@@ -152,7 +170,7 @@ ABLATIONS = {"Plain U-Net": ("plain_unet", "Plain U-Net"), "ClassBranch only": (
 
 def models_table(run: Run, rows: dict[str, tuple[str, str | None]]) -> pd.DataFrame:
     """Rows of Table 2 (all trained on the refined data, scored on its test part) beside the paper's."""
-    ours = {label: score_row(run.ensure(model)) for label, (model, _) in rows.items()}
+    ours = {label: seed_rows(run, model) for label, (model, _) in rows.items()}
     return beside_paper(ours, "table2_models", {label: ref for label, (_, ref) in rows.items()})
 
 
@@ -166,41 +184,53 @@ def ablation_rows(run: Run) -> pd.DataFrame:
 
 def table4(run: Run, model: str = "extended") -> pd.DataFrame:
     """ClassBranch presence scores (F1, F2 macro; exact match; per-class accuracy) beside Table 4, in %."""
-    ours = run.ensure(model)["scores"]["classbranch"]
+    per_seed = 100 * pd.DataFrame({s: classbranch_row(run.ensure(model, seed=s)) for s in run.profile.seeds}).T
+    mean, std = mean_std(per_seed)
     ref = paper.numbers()["table4_classbranch"]
-    rows = {"F1": (ours["f1"], ref["f1"]), "F2": (ours["f2"], ref["f2"]),
-            "exact match (% of images)": (ours["exact_match"], ref["exact_match_percent_of_images"])}
-    rows |= {f"accuracy: {g}": (ours["per_class_accuracy"][g], ref["per_class_accuracy"][g]) for g in ref["per_class_accuracy"]}
-    table = pd.DataFrame([{"metric": k, "run": 100 * v, "paper": p} for k, (v, p) in rows.items()]).set_index("metric")
+    theirs = {"F1": ref["f1"], "F2": ref["f2"], "exact match (% of images)": ref["exact_match_percent_of_images"],
+              **{f"accuracy: {g}": v for g, v in ref["per_class_accuracy"].items()}}
+    table = pd.DataFrame({"run": mean, "std": std, "paper": pd.Series(theirs)}).loc[list(theirs)].rename_axis("metric")
     return table.assign(diff=table["run"] - table["paper"])
+
+
+def classbranch_row(scores: dict) -> dict:
+    """The ClassBranch's presence scores of one evaluation (fractions), labelled as in Table 4."""
+    cb = scores["scores"]["classbranch"]
+    return {"F1": cb["f1"], "F2": cb["f2"], "exact match (% of images)": cb["exact_match"],
+            **{f"accuracy: {g}": v for g, v in cb["per_class_accuracy"].items()}}
 
 
 def table5(run: Run, model: str = "extended") -> pd.DataFrame:
     """Ground-truth injection (Table 5): no prior, the full truth, and the partial (dress/skirt) prior of Figure 5."""
-    scores = run.ensure(model)
-    ours = {"Without GT": score_row(scores, "none"), "With GT": score_row(scores, "gt"),
-            "Partial GT (dress, skirt)": score_row(scores, "partial")}
+    ours = {"Without GT": seed_rows(run, model, mode="none"), "With GT": seed_rows(run, model, mode="gt"),
+            "Partial GT (dress, skirt)": seed_rows(run, model, mode="partial")}
     return beside_paper(ours, "table5_gt_injection", {"Without GT": "Without GT", "With GT": "With GT",
                                                       "Partial GT (dress, skirt)": None})
 
 
 def confusion(run: Run, model: str = "extended") -> dict[str, tuple]:
-    """Table 3: this run's row- and column-normalised confusion (%) with the paper's, per form."""
-    import numpy as np
-
+    """Table 3: this run's row- and column-normalised confusion (%) with the paper's, per form; the counts are
+    summed over the profile's seeds."""
     from .metrics import normalize_confusion
-    run.ensure(model)
-    counts = np.load(run.model_dir(model) / "confusion.npz")["none"]
+    counts = sum(confusion_counts(run, model, seed=s) for s in run.profile.seeds)
     ref = paper.numbers()["table3_confusion_percent"]
     return {"rows": (100 * normalize_confusion(counts, "rows"), np.array(ref["row_normalized_gt_rows_pred_columns"])),
             "columns": (100 * normalize_confusion(counts, "columns"),
                         np.array(ref["column_normalized_pred_columns_gt_rows_as_printed"]))}
 
 
+def confusion_counts(run: Run, model: str = "extended", variant: str = "refined", seed: int = 0, mode: str = "none"):
+    """The test confusion counts (ground truth rows, prediction columns) of one trained model."""
+    import numpy as np
+
+    run.ensure(model, variant, seed)
+    return np.load(run.model_dir(model, variant, seed) / "confusion.npz")[mode]
+
+
 def seed_spread(run: Run, models=("plain_unet", "extended"), seeds: tuple[int, ...] | None = None) -> pd.DataFrame:
     """The headline IoUs (%) of each model for each seed of the profile (or ``seeds``), same data and split;
     rows (model, "seed N"), then (model, "mean") and (model, "std") when there are several seeds."""
-    seeds = tuple(seeds or run.profile.seeds)
+    seeds = tuple(seeds or run.profile.spread_seeds)
     frames = {}
     for model in models:
         table = pd.DataFrame({f"seed {s}": {k: 100 * v for k, v in score_row(run.ensure(model, seed=s)).items()
@@ -209,3 +239,13 @@ def seed_spread(run: Run, models=("plain_unet", "extended"), seeds: tuple[int, .
             table.loc["mean"], table.loc["std"] = table.mean(), table.iloc[: len(seeds)].std(ddof=1)
         frames[model] = table
     return pd.concat(frames, names=["model", "seed"])
+
+
+def planned_trainings(run: Run) -> list[tuple[str, str, int]]:
+    """Every (model, data variant, seed) the book trains: each trained row of Tables 1 and 2 once per seed of
+    the profile, and the seed spread of chapter "Beyond"; the costliest models first within each seed."""
+    models = dict.fromkeys(model for model, _ in (*ABLATIONS.values(), *BASELINES.values()))
+    spread = [(m, "refined", s) for s in run.profile.spread_seeds for m in ("plain_unet", "extended")]
+    planned = [(m, "refined", s) for s in run.profile.seeds for m in models] + \
+              [("plain_unet", "base", s) for s in run.profile.seeds] + spread
+    return list(dict.fromkeys(planned))

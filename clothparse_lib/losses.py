@@ -120,12 +120,12 @@ class LossTerm(Metric):
         value = self.loss.last_terms.get(self.key)
         if value is not None:
             bs = find_bs(learn.yb)
-            self.total += value.float().mean().item() * bs
+            self.total = self.total + value.detach().float().mean() * bs  # on the device: no sync per batch
             self.count += bs
 
     @property
     def value(self):
-        return self.total / self.count if self.count else None
+        return float(self.total) / self.count if self.count else None
 
     @property
     def name(self):

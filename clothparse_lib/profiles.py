@@ -4,11 +4,17 @@
 * ``demo`` — CCP on a CPU at a reduced size (128x96) and a short schedule (1 + 2 epochs), so that the
   whole book (13 trainings: 9 models, 2 of them with 3 seeds) runs in about half an hour on 2 cores:
   the committed results.
+* ``full`` — CCP at the paper's 288x192 and batch 16, a GPU schedule and 3 seeds for every trained row of
+  Tables 1 and 2 (27 trainings, run concurrently on one GPU): the published book, in about 10 minutes on one
+  H200.
 * ``paper`` — iMaterialist 2019 at the paper's 288x192, on a GPU.
+
+Any profile ``NAME`` has a dry run ``NAME-dry`` (:func:`dry_run`): the same code path on a few images at a
+tiny size for one epoch, two seeds at most, so that CI can run a GPU profile's whole book on a CPU.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 
 @dataclass(frozen=True)
@@ -36,24 +42,59 @@ class Profile:
     split_seed: int = 0
     detector: str = "hog"  # person detector of the refinement (persons.make_detector)
     train: TrainSettings = field(default_factory=TrainSettings)
-    seeds: tuple[int, ...] = (0,)  # seeds of the "Beyond the paper" spread (the first trains every table)
+    seeds: tuple[int, ...] = (0,)  # every trained row of Tables 1 and 2 is trained once per seed
+    spread_seeds: tuple[int, ...] | None = None  # the seed spread of chapter "Beyond" (None: ``seeds``)
+    budget: str = "GPU time"  # why the schedule is shorter than the paper's (the deviations list)
 
+    def __post_init__(self):
+        if self.spread_seeds is None:
+            object.__setattr__(self, "spread_seeds", self.seeds)
+
+    def summary(self) -> str:
+        """The profile in one line: data, size, schedule and seeds."""
+        t = self.train
+        return (f"{self.source} at {self.size[0]}x{self.size[1]}, {t.encoder}, batch {t.batch_size}, "
+                f"{t.epochs_frozen} + {t.epochs_unfrozen} epochs, {len(self.seeds)} seed(s) per trained row")
+
+
+DRY_RUN_SUFFIX = "-dry"
 
 PROFILES: dict[str, Profile] = {
     "smoke": Profile("smoke", "synthetic", (96, 64), {"n": 96, "seed": 0, "height": 192, "width": 128}, detector="skin",
                      train=TrainSettings(encoder="efficientnet-lite0", batch_size=8, epochs_frozen=1, epochs_unfrozen=1,
-                                         lr_frozen=3e-3, lr_unfrozen=1e-3), seeds=(0, 1)),
+                                         lr_frozen=3e-3, lr_unfrozen=1e-3), seeds=(0, 1),
+                     budget="seconds per chapter (CI)"),
     # lrs: fastai's fine_tune defaults (2e-3 frozen, then lower); at 128x96 the lr finder's valley is lower
     # (about 4e-4, book chapter "Training"): the short schedule favours the larger step
     "demo": Profile("demo", "ccp", (128, 96),
                     train=TrainSettings(encoder="efficientnet-lite0", batch_size=8, epochs_frozen=1, epochs_unfrozen=2,
-                                        lr_frozen=2e-3, lr_unfrozen=5e-4), seeds=(0, 1, 2)),
+                                        lr_frozen=2e-3, lr_unfrozen=5e-4), seeds=(0,), spread_seeds=(0, 1, 2),
+                    budget="CPU time: the whole book in well under an hour on 2 cores"),
+    # the paper's size and batch; the demo's learning rates; epochs: what 27 concurrent trainings allow in about
+    # 10 minutes of one H200 (the validation curves of chapter "Training" show where they stand)
+    "full": Profile("full", "ccp", (288, 192),
+                    train=TrainSettings(encoder="efficientnet-lite0", batch_size=16, epochs_frozen=4,
+                                        epochs_unfrozen=10, lr_frozen=2e-3, lr_unfrozen=5e-4),
+                    seeds=(0, 1, 2), budget="GPU time: the whole book (27 trainings) in 10 minutes on one GPU"),
     "paper": Profile("paper", "imaterialist", (288, 192), detector="maskrcnn", train=TrainSettings(), seeds=(0, 1, 2)),
 }
 
 
+def dry_run(profile: Profile) -> Profile:
+    """``profile``'s code path at the smallest cost: 120 images at 96x64, 1 frozen epoch, at most 2 seeds."""
+    params = profile.source_params if profile.source == "synthetic" else {**profile.source_params, "limit": 120}
+    seeds = profile.seeds[:2]
+    return replace(profile, name=profile.name + DRY_RUN_SUFFIX, size=(96, 64), source_params=params, seeds=seeds,
+                   spread_seeds=seeds, train=replace(profile.train, epochs_frozen=1, epochs_unfrozen=0),
+                   budget="a dry run checks the code path; its numbers mean nothing")
+
+
 def get_profile(name: str) -> Profile:
+    """A profile by name; ``NAME-dry`` is the dry run of profile ``NAME``."""
+    if name.endswith(DRY_RUN_SUFFIX) and name[:-len(DRY_RUN_SUFFIX)] in PROFILES:
+        return dry_run(PROFILES[name[:-len(DRY_RUN_SUFFIX)]])
     try:
         return PROFILES[name]
     except KeyError:
-        raise ValueError(f"unknown profile {name!r}; known: {', '.join(PROFILES)}") from None
+        known = ", ".join(PROFILES)
+        raise ValueError(f"unknown profile {name!r}; known: {known} (and NAME{DRY_RUN_SUFFIX}, a dry run)") from None

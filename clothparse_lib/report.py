@@ -37,7 +37,8 @@ def hardware() -> str:
 
 
 def headline(run: Run) -> pd.DataFrame:
-    """Every reproduced headline number: the paper's, this run's and the difference (percentage points)."""
+    """Every reproduced headline number: the paper's, this run's (mean and std over the profile's seeds) and the
+    difference (percentage points)."""
     t1, t2 = experiments.table1(run), experiments.table2(run)
     t4, t5 = experiments.table4(run), experiments.table5(run)
     rows = [("Table 1", "Refined data, plain U-Net: IoU excl. bg", t1.loc["Refined", "iou_excl_bg"]),
@@ -47,8 +48,8 @@ def headline(run: Run) -> pd.DataFrame:
              for key, name in (("iou_overall", "IoU overall"), ("iou_mask", "IoU mask"))]
     rows += [("Table 4", f"ClassBranch {m}", t4.loc[m]) for m in ("F1", "F2", "exact match (% of images)")]
     rows += [("Table 5", "With GT injected: IoU excl. bg", t5.loc["With GT", "iou_excl_bg"])]
-    table = pd.DataFrame([{"table": t, "number": n, "paper": r["paper"], "this run": r["run"], "diff": r["diff"]}
-                          for t, n, r in rows])
+    table = pd.DataFrame([{"table": t, "number": n, "paper": r["paper"], "this run": r["run"], "std": r["std"],
+                           "diff": r["diff"]} for t, n, r in rows])
     return table.assign(profile=run.profile.name, hardware=hardware()).set_index(["table", "number"])
 
 
@@ -84,12 +85,11 @@ def deviations(profile: str | Profile) -> pd.DataFrame:
                "synthetic": "the smoke profile checks the code path in seconds; its numbers mean nothing"}[p.source]
         rows.append(("data set", ref["dataset"]["name"], p.source, why))
     if tuple(p.size) != tuple(ref["dataset"]["input_size_hw"]):
-        rows.append(("input size (h x w)", "288 x 192", f"{p.size[0]} x {p.size[1]}", "CPU time: pixels cost linearly"))
+        rows.append(("input size (h x w)", "288 x 192", f"{p.size[0]} x {p.size[1]}", f"{p.budget}: pixels cost linearly"))
     if (t.epochs_frozen, t.epochs_unfrozen) != (10, 10):
-        rows.append(("epochs (frozen + unfrozen)", "10 + 10", f"{t.epochs_frozen} + {t.epochs_unfrozen}",
-                     "CPU time: the whole book must run in well under an hour on 2 cores"))
+        rows.append(("epochs (frozen + unfrozen)", "10 + 10", f"{t.epochs_frozen} + {t.epochs_unfrozen}", p.budget))
     if t.batch_size != ref["training"]["batch_size"]:
-        rows.append(("batch size", str(ref["training"]["batch_size"]), str(t.batch_size), "CPU memory and time per step"))
+        rows.append(("batch size", str(ref["training"]["batch_size"]), str(t.batch_size), f"{p.budget}: memory and time per step"))
     if t.encoder != "resnet34":
         rows.append(("encoder", "ResNet34 (ImageNet)", f"{t.encoder} ({t.weights})",
                      "ResNet34's weights cannot be downloaded offline; efficientnet-lite0's ImageNet weights ship "

@@ -16,6 +16,7 @@ import yaml
 from nbformat.v4 import new_code_cell, new_notebook
 
 from clothparse_lib import book
+from clothparse_lib.experiments import Run, planned_trainings
 from clothparse_lib.data.fixtures import write_imaterialist_fixture
 
 ROOT = book.ROOT
@@ -63,9 +64,10 @@ def test_reference_has_the_chapters_cells(chapter):
 
 
 @pytest.mark.parametrize("chapter", book.CHAPTERS)
-def test_committed_chapters_carry_a_demo_run(chapter):
+def test_committed_chapters_carry_the_published_full_run(chapter):
     nb = _read(ROOT / "book" / f"{chapter}.ipynb")
-    assert 'profile = "demo"' in _injected(ROOT / "book" / f"{chapter}.ipynb"), "run `make demo` before committing"
+    assert 'profile = "full"' in _injected(ROOT / "book" / f"{chapter}.ipynb"), \
+        "the committed book is the full profile's GPU run (scripts/gpu_book.sh)"
     code = [c for c in book.source_cells(nb) if c.cell_type == "code"]
     assert all(c.execution_count for c in code)
     assert not [o for c in code for o in c.outputs if o.output_type == "error"]
@@ -230,3 +232,24 @@ def test_smoke_book_runs_renders_and_opens_in_chromium(tmp_path):
         if not (shot.exists() and shot.stat().st_size > 10_000):
             problems.append(f"{chapter}: no screenshot")
     assert not problems, "\n".join(problems)
+
+
+@pytest.mark.slow
+@pytest.mark.ccp
+def test_full_profile_dry_run_runs_the_whole_book_with_concurrent_trainings(tmp_path, ccp_root):
+    """The GPU profile's whole path on a CPU: CCP, the planned trainings two at a time, every chapter, verdicts."""
+    book.copy_chapters(tmp_path)
+    t = time.perf_counter()
+    results = book.run_book("full-dry", root=tmp_path, runs_dir=tmp_path / "runs", data_dir=ccp_root.parent, jobs=2,
+                            progress=False)
+    print(f"full-dry book: {time.perf_counter() - t:.0f} s")
+    assert [r.status for r in results] == ["executed"] * len(book.CHAPTERS)
+    run_dir = tmp_path / "runs" / "full-dry"
+    assert "trainings (concurrent)" in book.chapter_times(run_dir).index
+    run = Run.open("full-dry", run_dir, str(ccp_root.parent))
+    planned = planned_trainings(run)
+    assert len(planned) == 18 and all(run.evaluated(*job) for job in planned)
+    intro = _read(tmp_path / "book" / "intro.ipynb")
+    claims = next(c for c in intro.cells if "verdicts.claims(run)" in c.source).outputs[-1]["data"]["text/html"]
+    assert "skirt → dress" in claims and "Our model beats Plain U-Net" in claims
+    assert any(v in claims for v in ("reproduced", "inconclusive"))

@@ -8,6 +8,7 @@ platform, so a seed gives the same split on every machine.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -65,7 +66,7 @@ def make_split(index: pd.DataFrame, fractions: dict[str, float] | None = None, s
 def save_split(split: pd.DataFrame, path: Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # per process: concurrent trainings write it too
     split.to_csv(tmp, index=False)
     tmp.replace(path)
     return path

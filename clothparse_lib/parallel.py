@@ -1,0 +1,75 @@
+"""The book's trainings, several at a time on one machine.
+
+The trainings of a run are independent (:func:`experiments.planned_trainings`), and a batch-16 training keeps
+a large GPU busy only part of the time (the Python loop, the data and the optimizer steps leave it idle), so
+:func:`train_concurrently` runs ``jobs`` of them at once in worker processes sharing the GPU, each training and
+evaluating its model exactly as a chapter's ``run.ensure`` would (same folders, checkpoints, resumption). The
+data set and its split are prepared once, before the workers start. A failed training does not stop the
+others; the failures are reported together at the end.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from .experiments import Run, planned_trainings, tag
+from .profiles import get_profile
+
+GPU_MEMORY_PER_JOB = 6 * 2**30  # generous: a batch-16 training at 288x192 with mixed precision peaks at ~3 GiB
+MAX_JOBS = 12
+
+
+def default_jobs(device: str | None = None) -> int:
+    """Concurrent trainings for this machine: 1 on a CPU (the cores are shared anyway); on a GPU, as many as
+    its memory and the CPU cores allow (one core per worker is kept for the data path)."""
+    import torch
+
+    if not torch.cuda.is_available() or (device and not str(device).startswith("cuda")):
+        return 1
+    memory = torch.cuda.get_device_properties(torch.device(device or "cuda")).total_memory
+    return max(1, min(MAX_JOBS, len(os.sched_getaffinity(0)) - 1, memory // GPU_MEMORY_PER_JOB))
+
+
+def _worker_init(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _train_and_evaluate(profile: str, run_dir: str, data_dir: str | None, device: str | None, model: str,
+                        variant: str, seed: int) -> str:
+    run = Run(get_profile(profile), Path(run_dir), data_dir, device, progress=False)
+    run.ensure(model, variant, seed)
+    return tag(model, variant, seed)
+
+
+def train_concurrently(run: Run, jobs: int, progress: bool = True) -> list[str]:
+    """Train and evaluate every planned model of ``run`` that is not done yet, ``jobs`` at a time; returns the
+    tags trained. Raises ``RuntimeError`` naming every training that failed (the others complete)."""
+    if jobs < 1:
+        raise ValueError(f"jobs must be at least 1, got {jobs}")
+    run.base(), run.refined()  # the caches and splits, once, before the workers read them
+    todo = [job for job in planned_trainings(run) if not run.evaluated(*job)]
+    if not todo:
+        return []
+    threads = max(1, len(os.sched_getaffinity(0)) // min(jobs, len(todo)))
+    failures = {}
+    with ProcessPoolExecutor(min(jobs, len(todo)), mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_worker_init, initargs=(threads,)) as pool:
+        futures = {pool.submit(_train_and_evaluate, run.profile.name, str(run.run_dir), run.data_dir, run.device, *job):
+                   tag(*job) for job in todo}
+        bar = tqdm(as_completed(futures), total=len(futures), disable=not progress,
+                   desc=f"training {len(todo)} models, {min(jobs, len(todo))} at a time")
+        for future in bar:
+            try:
+                future.result()
+            except Exception as e:  # noqa: BLE001 - reported with the others below
+                failures[futures[future]] = f"{type(e).__name__}: {e}"
+    if failures:
+        raise RuntimeError(f"{len(failures)} of {len(todo)} trainings failed:\n" +
+                           "\n".join(f"  {name}: {error}" for name, error in failures.items()))
+    return [futures[f] for f in futures]

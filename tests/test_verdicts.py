@@ -1,0 +1,73 @@
+"""The verdict rules on made-up per-seed values, and the planned trainings and dry-run profiles behind them."""
+import math
+
+import pandas as pd
+import pytest
+
+from clothparse_lib import verdicts as V
+from clothparse_lib.experiments import Run, beside_paper, planned_trainings
+from clothparse_lib.profiles import get_profile
+
+
+def seeds(*values):
+    return pd.Series(values, index=range(len(values)), dtype=float)
+
+
+def test_difference_reproduced_when_the_mean_clears_the_spread():
+    v = V.difference(seeds(42.0, 43.0, 41.5), seeds(38.0, 38.5, 38.2))
+    assert v.verdict == V.REPRODUCED and v.n == 3
+    assert v.mean == pytest.approx((4.0 + 4.5 + 3.3) / 3)
+
+
+def test_difference_not_reproduced_when_clearly_reversed():
+    assert V.difference(seeds(30, 31, 30.5), seeds(35, 35.5, 36)).verdict == V.NOT_REPRODUCED
+    assert V.difference(seeds(30, 31, 30.5), seeds(35, 35.5, 36), sign=-1).verdict == V.REPRODUCED
+
+
+def test_difference_inconclusive_when_the_spread_covers_it():
+    v = V.difference(seeds(40, 45, 38), seeds(41, 39, 40))  # differences -1, 6, -2: mean 1, std ~4.4
+    assert v.verdict == V.INCONCLUSIVE and abs(v.mean) <= v.std
+
+
+def test_difference_pairs_same_seeds_only_and_needs_two():
+    a, b = pd.Series({0: 50.0, 1: 51.0, 2: 52.0}), pd.Series({0: 40.0})
+    v = V.difference(a, b)
+    assert v.n == 1 and v.verdict == V.INCONCLUSIVE and math.isnan(v.std)
+
+
+def test_level_uses_spread_plus_tolerance():
+    assert V.level(seeds(86.0, 87.0, 86.5), 87.14).verdict == V.REPRODUCED
+    assert V.level(seeds(60.0, 61.0, 62.0), 87.14).verdict == V.NOT_REPRODUCED
+    assert V.level(seeds(80.0), 80.0).verdict == V.INCONCLUSIVE
+
+
+def test_every_seed():
+    assert V.every_seed(pd.Series([True, True, True])).verdict == V.REPRODUCED
+    assert V.every_seed(pd.Series([False, False])).verdict == V.NOT_REPRODUCED
+    assert V.every_seed(pd.Series([True, False, True])).verdict == V.INCONCLUSIVE
+    assert V.every_seed(pd.Series([True])).verdict == V.INCONCLUSIVE
+
+
+def test_tables_carry_mean_and_std_over_seeds():
+    ours = {"Plain U-Net": pd.DataFrame({"iou_excl_bg": [0.40, 0.42, 0.44]}, index=[0, 1, 2])}
+    table = beside_paper(ours, "table2_models", {"Plain U-Net": "Plain U-Net"})
+    row = table.loc["Plain U-Net", "iou_excl_bg"]
+    assert row["run"] == pytest.approx(42.0) and row["std"] == pytest.approx(2.0)
+    assert row["diff"] == pytest.approx(42.0 - 72.10)
+
+
+def test_full_profile_plans_every_row_for_every_seed(tmp_path):
+    full = get_profile("full")
+    assert full.size == (288, 192) and full.train.batch_size == 16 and full.seeds == (0, 1, 2)
+    planned = planned_trainings(Run(full, tmp_path))
+    assert len(planned) == len(set(planned)) == 27  # 8 models on refined data + plain U-Net on base, 3 seeds each
+    assert {("plain_unet", "base", s) for s in full.seeds} <= set(planned)
+
+
+def test_dry_run_profile_is_the_same_path_at_a_tiny_cost():
+    dry = get_profile("full-dry")
+    assert dry.name == "full-dry" and dry.source == "ccp" and dry.source_params["limit"] == 120
+    assert dry.size == (96, 64) and (dry.train.epochs_frozen, dry.train.epochs_unfrozen) == (1, 0)
+    assert dry.seeds == (0, 1) and dry.train.encoder == get_profile("full").train.encoder
+    with pytest.raises(ValueError, match="unknown profile"):
+        get_profile("nope-dry")
