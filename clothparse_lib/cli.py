@@ -95,7 +95,7 @@ def _predict(args) -> int:
     from .taxonomy import parse_classes
 
     present, absent = parse_classes(",".join(args.present)), parse_classes(",".join(args.absent))
-    parser = Parser.from_checkpoint(args.checkpoint, args.device)
+    parser = Parser.from_checkpoint(args.checkpoint, args.device, run_dir=_run_dir(args))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     failed = 0
@@ -237,7 +237,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("predict", help="parse photos: class-index mask, overlay and garment list per image")
     r.add_argument("images", nargs="+", metavar="IMAGE")
-    r.add_argument("--checkpoint", required=True, help="a best.pt / last.pt written by `clothparse train`")
+    r.add_argument("--checkpoint", required=True, help="a best.pt / last.pt file, or a model of the run folder "
+                   "(e.g. extended: models/extended/, else the book's models/extended-refined/)")
+    r.add_argument("--profile", default="demo", help="whose run folder holds the models (default demo)")
+    r.add_argument("--run-dir", type=Path, help="run folder (default runs/<profile>)")
     r.add_argument("--out", required=True, help="output folder")
     r.add_argument("--present", action="append", default=[], help="garment known to be present (repeatable)")
     r.add_argument("--absent", action="append", default=[], help="garment known to be absent (repeatable)")
