@@ -16,6 +16,7 @@ import os
 import cv2
 
 from clothparse_lib import settings
+from clothparse_lib.data.ccp import locate
 from clothparse_lib.persons import IMATERIALIST_IMAGES, detect_many, make_detector
 
 BACKENDS = {
@@ -32,7 +33,7 @@ def main() -> None:
     ap.add_argument("--data-dir", help=f"folder holding ccp/ (default ${settings.DATA_DIR_VAR})")
     ap.add_argument("--images", type=int, default=60, help="CCP photos per backend (the first N)")
     args = ap.parse_args()
-    photos = sorted((settings.data_dir(args.data_dir) / "ccp" / "photos").glob("*.jpg"))[: args.images]
+    photos = sorted((locate(args.data_dir) / "photos").glob("*.jpg"))[: args.images]
     cores = len(os.sched_getaffinity(0))
     print(f"{len(photos)} CCP photos, {cores} cores, OpenCV {cv2.__version__}")
     print(f"{'backend':24s} {'threads':>7s} {'images/s':>9s} {'45 622 images':>14s}")

@@ -196,18 +196,24 @@ def glue(name: str, value) -> None:
 
 
 def setup_chapter(profile: str, run_dir: str = "", data_dir: str = "", device: str | None = None):
-    """A chapter's first call: display settings, and the run of ``profile`` (:class:`experiments.Run`).
+    """A chapter's first call: display settings (a dash for missing numbers in tables), and the run of ``profile``
+    (:class:`experiments.Run`).
 
     Empty ``run_dir``/``data_dir`` mean the settings' defaults (``$CLOTHPARSE_RUNS_DIR/<profile>``,
     ``$CLOTHPARSE_DATA_DIR``)."""
     import matplotlib
     import pandas as pd
+    from IPython import get_ipython
 
     from .experiments import Run
+    from .report import table_html
 
     pd.set_option("display.float_format", "{:.2f}".format)
     pd.set_option("display.max_colwidth", 120)
     matplotlib.rcParams.update({"figure.dpi": 90, "savefig.dpi": 90})
+    shell = get_ipython()
+    if shell is not None:  # tables in HTML (the rendered book) show a dash for a missing number; text stays pandas'
+        shell.display_formatter.formatters["text/html"].for_type(pd.DataFrame, table_html)
     return Run.open(profile, run_dir or None, data_dir or None, device=device or None, progress=False)
 
 

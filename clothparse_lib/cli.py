@@ -10,6 +10,8 @@ from pathlib import Path
 from . import settings
 from .profiles import DRY_RUN_SUFFIX
 
+DATA_DIR_DEFAULT = f"${settings.DATA_DIR_VAR}, else {settings.DEFAULT_DATA_DIR}"
+
 
 def _prepare(args) -> int:
     from .dataset import prepare_dataset
@@ -95,7 +97,7 @@ def _predict(args) -> int:
     from .taxonomy import parse_classes
 
     present, absent = parse_classes(",".join(args.present)), parse_classes(",".join(args.absent))
-    parser = Parser.from_checkpoint(args.checkpoint, args.device)
+    parser = Parser.from_checkpoint(args.checkpoint, args.device, run_dir=_run_dir(args))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     failed = 0
@@ -146,7 +148,7 @@ def _run_arguments(p: argparse.ArgumentParser, models: bool = False) -> None:
     p.add_argument("--profile", default="demo", help="smoke, demo or paper")
     if models:
         p.add_argument("--model", nargs="+", default=["extended"], help="model names (models.MODEL_NAMES)")
-    p.add_argument("--data-dir", help=f"folder holding ccp/ or imaterialist/ (default ${settings.DATA_DIR_VAR})")
+    p.add_argument("--data-dir", help=f"folder holding ccp/ or imaterialist/ (default {DATA_DIR_DEFAULT})")
     p.add_argument("--run-dir", type=Path, help="run folder (default runs/<profile>)")
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: CUDA when available)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -156,6 +158,8 @@ def _book_run(args) -> int:
     import json
 
     from .book import ChapterFailed, run_book
+    from .data.ccp import locate
+    from .profiles import get_profile
 
     def value(text):
         try:
@@ -165,6 +169,8 @@ def _book_run(args) -> int:
 
     t = time.perf_counter()
     profile = args.profile + DRY_RUN_SUFFIX if args.dry_run else args.profile
+    if get_profile(profile).source == "ccp":  # fetched here (progress bar in the terminal) when it is missing
+        locate(args.data_dir)
     try:
         results = run_book(profile, runs_dir=args.runs_dir, data_dir=args.data_dir, start=args.start,
                            force=args.force, parameters={k: value(v) for k, v in args.parameter}, jobs=args.jobs)
@@ -206,7 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("prepare", help="cache a profile's data set at its training size, print its statistics, write its split")
     p.add_argument("--profile", default="demo", help="smoke (synthetic), demo (CCP) or paper (iMaterialist)")
-    p.add_argument("--data-dir", help=f"folder holding ccp/ or imaterialist/ (default ${settings.DATA_DIR_VAR})")
+    p.add_argument("--data-dir", help=f"folder holding ccp/ or imaterialist/ (default {DATA_DIR_DEFAULT})")
     p.add_argument("--cache-dir", help=f"where caches go (default ${settings.CACHE_DIR_VAR} or ~/.cache/clothparse/data)")
     p.add_argument("--run-dir", help="run folder for the split (default runs/<profile>)")
     p.add_argument("--size", help="HEIGHTxWIDTH, multiples of 32 (default: the profile's)")
@@ -237,7 +243,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("predict", help="parse photos: class-index mask, overlay and garment list per image")
     r.add_argument("images", nargs="+", metavar="IMAGE")
-    r.add_argument("--checkpoint", required=True, help="a best.pt / last.pt written by `clothparse train`")
+    r.add_argument("--checkpoint", required=True, help="a best.pt / last.pt file, or a model of the run folder "
+                   "(e.g. extended: models/extended/, else the book's models/extended-refined/)")
+    r.add_argument("--profile", default="demo", help="whose run folder holds the models (default demo)")
+    r.add_argument("--run-dir", type=Path, help="run folder (default runs/<profile>)")
     r.add_argument("--out", required=True, help="output folder")
     r.add_argument("--present", action="append", default=[], help="garment known to be present (repeatable)")
     r.add_argument("--absent", action="append", default=[], help="garment known to be absent (repeatable)")
@@ -267,7 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     br.add_argument("--from", dest="start", metavar="CHAPTER", help="start at this chapter (resume after a failure)")
     br.add_argument("--force", action="store_true", help="execute even the unchanged chapters")
     br.add_argument("--runs-dir", help=f"parent of the run folder <runs-dir>/<profile> (default ${settings.RUNS_DIR_VAR} or ./runs)")
-    br.add_argument("--data-dir", help=f"folder holding ccp/ or imaterialist/ (default ${settings.DATA_DIR_VAR})")
+    br.add_argument("--data-dir", help=f"folder holding ccp/ or imaterialist/ (default {DATA_DIR_DEFAULT})")
     br.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                     help="another papermill parameter (VALUE read as JSON when it parses, else as text)")
     br.add_argument("--html", action="store_true", help="then render the book (jupyter-book build)")
@@ -281,7 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("download", help="download a public data set (needs internet)")
     d.add_argument("dataset", choices=["ccp"])
-    d.add_argument("--data-dir", help=f"destination folder (default ${settings.DATA_DIR_VAR})")
+    d.add_argument("--data-dir", help=f"destination folder (default {DATA_DIR_DEFAULT})")
     d.set_defaults(func=_download)
     return parser
 

@@ -1,6 +1,6 @@
 """Parse a photo with a trained model, optionally injecting what you know about it, and list its garments.
 
-    parser = Parser.from_checkpoint("runs/demo/models/extended/best.pt")
+    parser = Parser.from_checkpoint("runs/demo/models/extended-refined/best.pt")  # or ("extended", run_dir="runs/demo")
     result = parser.parse("photo.jpg", present=["skirt"], absent=["dress"])
     result.mask            # HxW uint8 class indices at the photo's own size
     result.garments        # name, pixel share, box, presence probability, dominant colour
@@ -62,6 +62,23 @@ class Parsing:
         return out.round().astype(np.uint8)
 
 
+def resolve_checkpoint(checkpoint: str | Path, run_dir: str | Path) -> Path:
+    """A checkpoint file, or the ``best.pt`` of a model of the run folder ``run_dir``: a folder name of
+    ``models/`` (``extended`` as ``clothparse train`` names it, ``plain_unet-base``...), else the model's
+    training on the refined data that the book's tables use (``extended`` -> ``models/extended-refined``)."""
+    from .experiments import tag
+
+    if Path(checkpoint).is_file():
+        return Path(checkpoint)
+    models = Path(run_dir) / "models"
+    for name in (str(checkpoint), tag(str(checkpoint), "refined", 0)):
+        if (models / name / "best.pt").is_file():
+            return models / name / "best.pt"
+    available = sorted(p.parent.name for p in models.glob("*/best.pt"))
+    raise FileNotFoundError(f"checkpoint {str(checkpoint)!r} is neither a file nor a model of {models} "
+                            f"({'models there: ' + ', '.join(available) if available else 'no trained model there'})")
+
+
 def dominant_color(pixels: np.ndarray) -> tuple[str, str]:
     """Most frequent colour (8 levels per channel; mean RGB of that bin) as hex, and its nearest name."""
     bins = (pixels // 32).astype(np.int64)
@@ -83,8 +100,9 @@ class Parser:
         self.std = torch.tensor(std, device=self.device)[:, None, None]
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device=None) -> "Parser":
-        return cls(load_model(path, device), device)
+    def from_checkpoint(cls, path: str | Path, device=None, run_dir: str | Path | None = None) -> "Parser":
+        """``path``: a checkpoint file, or with ``run_dir`` a model trained there (:func:`resolve_checkpoint`)."""
+        return cls(load_model(resolve_checkpoint(path, run_dir) if run_dir else path, device), device)
 
     @torch.no_grad()
     def parse(self, image: np.ndarray | str | Path, present=(), absent=()) -> Parsing:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import warnings
 from pathlib import Path
 
@@ -21,6 +22,15 @@ from .profiles import Profile, get_profile
 
 # Figure 1: output channels of the plain U-Net's decoder, middle conv to the 1x1 conv to the classes.
 FIGURE1_CHANNELS = (512, 512, 384, 256, 96, 99, 9)
+# A table cell pandas renders for a missing value (NaN, None, pd.NA, NaT).
+MISSING_CELL = re.compile(r"<td>(?:NaN|NaT|None|&lt;NA&gt;)</td>")
+
+
+def table_html(table: pd.DataFrame) -> str | None:
+    """pandas' own HTML of ``table`` with a dash where a number is missing (e.g. a row the paper does not have):
+    how the chapters display DataFrames (registered by :func:`book.setup_chapter`); the values stay numbers."""
+    html = table._repr_html_()
+    return html and MISSING_CELL.sub("<td>–</td>", html)
 
 
 def hardware() -> str:

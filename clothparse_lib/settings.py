@@ -7,15 +7,17 @@ from pathlib import Path
 DATA_DIR_VAR = "CLOTHPARSE_DATA_DIR"  # folder holding ccp/ (and imaterialist/ for the paper profile)
 CACHE_DIR_VAR = "CLOTHPARSE_CACHE_DIR"  # training-resolution caches (default ~/.cache/clothparse/data)
 RUNS_DIR_VAR = "CLOTHPARSE_RUNS_DIR"  # run folders (default ./runs)
+DEFAULT_DATA_DIR = Path("~/.cache/clothparse/datasets")  # the data's default home, where CCP is fetched when missing
 
 
 def data_dir(override: str | Path | None = None) -> Path:
-    """The data folder: the argument, else $CLOTHPARSE_DATA_DIR; a clear error when neither is set."""
-    value = override or os.environ.get(DATA_DIR_VAR)
-    if not value:
-        raise RuntimeError(f"no data folder: pass --data-dir or set {DATA_DIR_VAR} to the folder that holds ccp/ "
-                           "(or imaterialist/); `clothparse download ccp --data-dir DIR` fetches CCP")
-    return Path(value).expanduser()
+    """The data folder: the argument, else $CLOTHPARSE_DATA_DIR, else the default home (``DEFAULT_DATA_DIR``)."""
+    return Path(override or os.environ.get(DATA_DIR_VAR) or DEFAULT_DATA_DIR).expanduser()
+
+
+def data_dir_is_default(override: str | Path | None = None) -> bool:
+    """True when neither the argument nor $CLOTHPARSE_DATA_DIR chose the data folder: data may be fetched into it."""
+    return not (override or os.environ.get(DATA_DIR_VAR))
 
 
 def cache_dir(override: str | Path | None = None) -> Path:

@@ -47,16 +47,19 @@ def lr_finder_plot(result: dict, chosen: float | None = None) -> plt.Figure:
     return fig
 
 
-def confusion_heatmaps(ours: np.ndarray, paper: np.ndarray | None, title: str) -> plt.Figure:
-    """This run's normalised confusion matrix (%) beside the paper's."""
+def confusion_heatmaps(ours: np.ndarray, paper: np.ndarray | None, title: str, min_shown: float = 1.0) -> plt.Figure:
+    """This run's normalised confusion matrix (%) above the paper's, one per row at the page's width; the numbers
+    of off-diagonal cells below ``min_shown`` % are left out so that the others stay legible."""
     panels = [("this run", ours)] + ([("paper", paper)] if paper is not None else [])
-    fig, axes = plt.subplots(1, len(panels), figsize=(6.2 * len(panels), 5.2), constrained_layout=True, squeeze=False)
-    for ax, (name, m) in zip(axes[0], panels):
-        sns.heatmap(np.asarray(m, float), annot=True, fmt=".1f", cmap="Blues", vmin=0, vmax=100, cbar=False, ax=ax,
-                    xticklabels=CLASSES, yticklabels=CLASSES, annot_kws={"size": 7})
+    fig, axes = plt.subplots(len(panels), 1, figsize=(8, 6.6 * len(panels)), constrained_layout=True, squeeze=False)
+    for ax, (name, m) in zip(axes[:, 0], panels):
+        m = np.asarray(m, float)
+        shown = ((m >= min_shown) | np.eye(len(m), dtype=bool)) & ~np.isnan(m)
+        sns.heatmap(m, annot=np.where(shown, np.char.mod("%.1f", m), ""), fmt="", cmap="Blues", vmin=0, vmax=100,
+                    cbar=False, ax=ax, xticklabels=CLASSES, yticklabels=CLASSES, annot_kws={"size": 11})
         ax.set_xlabel("prediction")
         ax.set_ylabel("ground truth")
-        ax.set_title(f"{title}: {name}")
+        ax.set_title(f"{title}: {name} (numbers below {min_shown:g} % left out)")
     return fig
 
 

@@ -15,9 +15,15 @@ def pytest_configure(config):
 
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
-    """Every test writes caches and runs under a temporary folder, never into the user's."""
+    """Every test writes caches and runs under a temporary folder, never into the user's; the data's default home
+    is temporary too, and fetching CCP there fails at once (tests never download)."""
+    from clothparse_lib import settings
+    from clothparse_lib.data import ccp
+
     monkeypatch.setenv("CLOTHPARSE_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
     monkeypatch.setenv("CLOTHPARSE_RUNS_DIR", str(tmp_path_factory.getbasetemp() / "runs"))
+    monkeypatch.setattr(settings, "DEFAULT_DATA_DIR", tmp_path_factory.getbasetemp() / "datasets")
+    monkeypatch.setattr(ccp, "REPOSITORY_ZIP", (tmp_path_factory.getbasetemp() / "no-downloads-in-tests.zip").as_uri())
 
 
 @pytest.fixture(autouse=True, scope="session")

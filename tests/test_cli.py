@@ -39,3 +39,26 @@ def test_console_script_is_installed():
     exe = Path(sys.executable).parent / "clothparse"
     result = subprocess.run([str(exe), "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "prepare" in result.stdout
+
+
+def test_checkpoint_by_model_name(tmp_path, capsys):
+    """--checkpoint takes a file or a model of the run folder: its own folder, else the book's refined training."""
+    from clothparse_lib.inference import resolve_checkpoint
+
+    models = tmp_path / "runs" / "demo" / "models"
+    for name in ("extended-refined", "plain_unet", "plain_unet-refined", "plain_unet-base"):
+        (models / name).mkdir(parents=True)
+        (models / name / "best.pt").write_bytes(b"")
+    run = models.parent
+    assert resolve_checkpoint("extended", run) == models / "extended-refined" / "best.pt"
+    assert resolve_checkpoint("plain_unet", run) == models / "plain_unet" / "best.pt"  # as `clothparse train` named it
+    assert resolve_checkpoint("plain_unet-base", run) == models / "plain_unet-base" / "best.pt"
+    assert resolve_checkpoint(models / "plain_unet-base" / "best.pt", "elsewhere") == models / "plain_unet-base" / "best.pt"
+    code = main(["predict", "--checkpoint", "runs/demo/models/extended/best.pt", "--run-dir", str(run),
+                 "--out", str(tmp_path / "out"), "photo.jpg"])
+    err = capsys.readouterr().err
+    assert code == 2 and "neither a file nor a model" in err and len(err.strip().splitlines()) == 1
+    assert "models there: extended-refined, plain_unet, plain_unet-base, plain_unet-refined" in err
+    assert main(["predict", "--checkpoint", "fpn", "--run-dir", str(tmp_path / "empty"), "--out", str(tmp_path / "out"),
+                 "photo.jpg"]) == 2
+    assert "no trained model there" in capsys.readouterr().err

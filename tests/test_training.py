@@ -116,6 +116,10 @@ def test_cli_predict(trained, tmp_path, capsys):
     assert main(["predict", "--checkpoint", best, "--out", str(out), "--present", "hat", images[0]]) == 2
     assert "unknown garment class 'hat'" in capsys.readouterr().err
     assert main(["predict", "--checkpoint", str(tmp_path / "broken.jpg"), "--out", str(out), images[0]]) == 2
+    # a model of the run folder by name, as the README shows
+    assert main(["predict", "--checkpoint", "extended", "--run-dir", str(trained), "--out", str(tmp_path / "by_name"),
+                 images[0]]) == 0
+    assert (tmp_path / "by_name" / "photo0.png").exists()
 
 
 class Killed(Exception):

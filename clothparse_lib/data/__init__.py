@@ -17,8 +17,8 @@ def open_source(name: str, data_dir: str | Path | None = None, **params) -> Sour
         from .synthetic import SyntheticSource
         return SyntheticSource(**params)
     if name == "ccp":
-        from .ccp import CCPSource
-        return CCPSource(settings.data_dir(data_dir) / "ccp", **params)
+        from .ccp import CCPSource, locate
+        return CCPSource(locate(data_dir), **params)
     if name == "imaterialist":
         from .imaterialist import IMaterialistSource
         return IMaterialistSource(settings.data_dir(data_dir) / "imaterialist", **params)

@@ -7,6 +7,8 @@ Labels are merged to the paper's 9 classes by ``taxonomy.CCP_MAP``; images are e
 """
 from __future__ import annotations
 
+import hashlib
+import http.client
 import shutil
 import tempfile
 import urllib.request
@@ -17,10 +19,24 @@ from pathlib import Path
 import numpy as np
 import scipy.io
 
+from .. import settings
 from ..taxonomy import CCP_LABELS, CCP_LUT, ccp_exclusion_reason
 from .base import DataError, Sample, SkipReport, files_fingerprint, read_rgb
 
 REPOSITORY_ZIP = "https://github.com/bearpaw/clothing-co-parsing/archive/refs/heads/master.zip"
+# SHA-256 of REPOSITORY_ZIP; not pinned yet (no machine that built this had internet access): until it is, a
+# download is checked by its announced size, the zip's CRCs and its layout, and its digest is printed.
+REPOSITORY_SHA256: str | None = None
+KEPT = ("photos", "annotations", "label_list.mat", "LICENSE", "README.md")  # what download() keeps of the repository
+
+
+class DownloadFailed(RuntimeError):
+    """A download that failed or did not verify; nothing of it was kept."""
+
+
+def is_complete(root: Path) -> bool:
+    """``root`` holds CCP's layout (what :class:`CCPSource` reads)."""
+    return all(p.exists() for p in (root / "annotations" / "pixel-level", root / "photos", root / "label_list.mat"))
 
 
 def read_label_names(path: Path) -> list[str]:
@@ -63,8 +79,10 @@ class CCPSource:
             raise ValueError("on_error must be 'skip' or 'raise'")
         self.annotations = self.root / "annotations" / "pixel-level"
         if not self.annotations.is_dir() or not (self.root / "photos").is_dir():
-            raise FileNotFoundError(f"CCP: {self.root} has no photos/ and annotations/pixel-level/ "
-                                    "(set CLOTHPARSE_DATA_DIR to the folder holding ccp/, or run `clothparse download ccp`)")
+            raise FileNotFoundError(f"CCP: {self.root} has no photos/ and annotations/pixel-level/ (fetch it there with "
+                                    f"`clothparse download ccp --data-dir {self.root.parent}`, or set "
+                                    f"{settings.DATA_DIR_VAR} to the folder holding ccp/; unset, CCP is fetched into "
+                                    f"{settings.DEFAULT_DATA_DIR})")
         names = read_label_names(self.root / "label_list.mat")
         if names != list(CCP_LABELS):
             raise DataError(str(self.root / "label_list.mat"), "label names differ from CCP's 59 labels")
@@ -107,25 +125,82 @@ class CCPSource:
         return files_fingerprint(self._files, {"ids": len(self._ids), "limit": self.limit, "version": 1})
 
 
-def download(dest: Path, url: str = REPOSITORY_ZIP) -> Path:
-    """Download CCP from its public GitHub repository into ``dest/ccp`` (needs internet; never run by tests).
+def locate(data_dir: str | Path | None = None, progress: bool = True) -> Path:
+    """``ccp/`` of the data folder (:func:`settings.data_dir`), downloaded first when it is missing from the default
+    home; never into a folder chosen by ``data_dir`` or $CLOTHPARSE_DATA_DIR (:class:`CCPSource` then says why)."""
+    root = settings.data_dir(data_dir)
+    if is_complete(root / "ccp") or not settings.data_dir_is_default(data_dir):
+        return root / "ccp"
+    try:
+        return download(root, progress=progress)
+    except DownloadFailed as e:
+        raise FileNotFoundError(f"{e}; put CCP (photos/, annotations/pixel-level/, label_list.mat) in {root / 'ccp'} "
+                                f"or set {settings.DATA_DIR_VAR} to the folder holding ccp/") from None
 
-    Only ``photos/``, ``annotations/``, ``label_list.mat``, ``LICENSE`` and ``README.md`` are kept.
+
+def download(dest: Path, url: str | None = None, sha256: str | None = None, progress: bool = True) -> Path:
+    """Download CCP into ``dest/ccp`` from ``url`` (default: its GitHub repository's ``REPOSITORY_ZIP``, whose
+    ``REPOSITORY_SHA256`` then applies as ``sha256``).
+
+    Atomic: the archive is streamed into a temporary folder in ``dest`` (progress bar), checked (announced size,
+    ``sha256`` when there is one, the zip's CRCs, the layout) and unpacked there; only ``KEPT`` is then renamed
+    into ``dest/ccp``, so a failed or interrupted download leaves no ``ccp/``. Tests serve archives from 127.0.0.1.
     """
-    target = Path(dest) / "ccp"
-    if (target / "annotations" / "pixel-level").is_dir():
+    if url is None:
+        url, sha256 = REPOSITORY_ZIP, REPOSITORY_SHA256
+    target = Path(dest).expanduser() / "ccp"
+    if is_complete(target):
         return target
-    with tempfile.TemporaryDirectory(dir=dest) as tmp:
+    if target.exists():
+        raise DownloadFailed(f"{target} exists but holds no complete CCP (photos/, annotations/pixel-level/, "
+                             "label_list.mat): remove it to download CCP again")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".ccp-download-") as tmp:
         archive = Path(tmp) / "ccp.zip"
-        print(f"downloading {url} ...")
-        urllib.request.urlretrieve(url, archive)
-        with zipfile.ZipFile(archive) as z:
-            z.extractall(tmp)
-        (top,) = [p for p in Path(tmp).iterdir() if p.is_dir()]
+        print(f"downloading CCP from {url} into {target} ...")
+        digest = _fetch(url, archive, progress)
+        if sha256 and digest != sha256:
+            raise DownloadFailed(f"CCP from {url}: SHA-256 {digest} differs from the expected {sha256}")
+        if not sha256:
+            print(f"CCP archive SHA-256 (no pinned checksum to compare with): {digest}")
+        try:
+            with zipfile.ZipFile(archive) as z:
+                z.extractall(Path(tmp) / "unpacked")  # checks every member's CRC
+        except (zipfile.BadZipFile, OSError) as e:
+            raise DownloadFailed(f"CCP from {url}: unreadable archive ({e})") from None
+        tops = list((Path(tmp) / "unpacked").iterdir())
+        top = tops[0] if len(tops) == 1 else Path(tmp) / "unpacked"
         staging = Path(tmp) / "ccp"
         staging.mkdir()
-        for name in ("photos", "annotations", "label_list.mat", "LICENSE", "README.md"):
+        for name in KEPT:
             if (top / name).exists():
                 shutil.move(str(top / name), staging / name)
-        staging.rename(target)
+        if not is_complete(staging):
+            raise DownloadFailed(f"CCP from {url}: the archive lacks photos/, annotations/pixel-level/ or label_list.mat")
+        try:
+            staging.rename(target)
+        except OSError:
+            if not is_complete(target):  # else another process has just put CCP there
+                raise
     return target
+
+
+def _fetch(url: str, path: Path, progress: bool) -> str:
+    """Stream ``url`` into ``path`` with a progress bar; the SHA-256 of what came."""
+    from tqdm.auto import tqdm
+
+    digest, received = hashlib.sha256(), 0
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response, open(path, "wb") as f:
+            size = int(response.headers.get("Content-Length") or 0) or None
+            with tqdm(total=size, unit="B", unit_scale=True, desc="CCP", disable=not progress) as bar:
+                while chunk := response.read(1 << 20):
+                    f.write(chunk)
+                    digest.update(chunk)
+                    received += len(chunk)
+                    bar.update(len(chunk))
+    except (OSError, http.client.HTTPException) as e:  # offline, refused, HTTP error, timeout, cut chunked stream
+        raise DownloadFailed(f"cannot download CCP from {url} ({e})") from None
+    if size and received != size:
+        raise DownloadFailed(f"download of CCP from {url} interrupted after {received} of {size} bytes")
+    return digest.hexdigest()

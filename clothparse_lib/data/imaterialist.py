@@ -108,7 +108,8 @@ class IMaterialistSource:
         for p in (csv, labels, self.root / "train"):
             if not p.exists():
                 raise FileNotFoundError(f"iMaterialist: {p} not found (expected Kaggle's train.csv, "
-                                        "label_descriptions.json and train/ under the data folder)")
+                                        "label_descriptions.json and train/ there; CLOTHPARSE_DATA_DIR: the folder "
+                                        "holding imaterialist/)")
         self.categories = read_categories(labels)
         if self.categories[: len(IMATERIALIST_CATEGORIES)] != list(IMATERIALIST_CATEGORIES):
             raise DataError(str(labels), "categories differ from iMaterialist 2019's 46 categories")
