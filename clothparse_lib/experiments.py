@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from . import paper, settings
@@ -145,9 +146,8 @@ def beside_paper(ours: dict[str, pd.DataFrame], table: str, rows: dict[str, str]
     for label, paper_label in rows.items():
         mean, std = mean_std(100 * ours[label])
         ref_row = pd.Series(dict(zip(ref["columns"], ref.get(paper_label) or [float("nan")] * len(ref["columns"]))))
-        cols = [c for c in ref["columns"] if c in mean.index]
-        frames[label] = pd.DataFrame({"run": mean[cols], "std": std[cols], "paper": ref_row[cols],
-                                      "diff": mean[cols] - ref_row[cols]}).stack()
+        parts = {"run": mean, "std": std, "paper": ref_row, "diff": mean - ref_row}
+        frames[label] = pd.Series({(c, k): v[c] for c in ref["columns"] if c in mean.index for k, v in parts.items()})
     return pd.DataFrame(frames).T
 
 
@@ -221,8 +221,6 @@ def confusion(run: Run, model: str = "extended") -> dict[str, tuple]:
 
 def confusion_counts(run: Run, model: str = "extended", variant: str = "refined", seed: int = 0, mode: str = "none"):
     """The test confusion counts (ground truth rows, prediction columns) of one trained model."""
-    import numpy as np
-
     run.ensure(model, variant, seed)
     return np.load(run.model_dir(model, variant, seed) / "confusion.npz")[mode]
 

@@ -40,7 +40,7 @@ def glue(name, variable, display=True):
     ipy_display({mime_prefix + k: v for k, v in mimebundle.items()}, raw=True, metadata=metadata)
 PY
 if [ ! -d "$bundle/data/ccp" ]; then
-    src=${CLOTHPARSE_DATA_DIR:?set CLOTHPARSE_DATA_DIR to the folder holding ccp/}/ccp
+    src=${CLOTHPARSE_DATA_DIR:-$HOME/.cache/clothparse/datasets}/ccp  # the data folder (its default as in settings.py)
     .venv/bin/python ../shared/tools/ccp_half.py "$bundle/data" "$src" 2>/dev/null \
         || { mkdir -p "$bundle/data" && cp -r "$src" "$bundle/data/"; }
 fi
