@@ -9,7 +9,9 @@ PyTorch's default); boxes live in [0, 1], so it is 0.5 * d**2 throughout.
 
 The BCE weight is lost in the paper's text ("each loss term would contribute approximately evenly"):
 :func:`calibrate_loss_weights` measures the unweighted terms and returns the weights that make each
-weighted term equal to the cross-entropy; :data:`W_BCE` is the value from the run documented below.
+weighted term equal to the cross-entropy. :data:`W_BCE` is 1 (the two terms weighted alike); the book's
+chapter Training measures the weight the rule gives on each run's trained Extended U-Net
+(``report.loss_calibration``).
 """
 from __future__ import annotations
 
@@ -22,8 +24,7 @@ from .models import split_outputs
 from .targets import presence_and_boxes
 
 W_BOX = 75.0  # paper
-# Calibrated with calibrate_loss_weights (run documented at the end of this module): 0.95-1.02 once trained.
-W_BCE = 1.0
+W_BCE = 1.0  # the paper's "terms contribute about evenly": checked in the book's chapter Training
 BACKGROUND_WEIGHT, GARMENT_WEIGHT = 1.0, 2.0
 
 
@@ -165,22 +166,3 @@ def calibrate_loss_weights(model: torch.nn.Module, batches, max_batches: int | N
     weights = {f"w_{k}": means["ce"] / means[k] for k in means if k != "ce" and means[k] > 0}
     return {**means, **weights, "n_batches": n}
 
-
-# Calibration run behind W_BCE (indicative: a short CPU run, not the paper's 20 epochs on iMaterialist).
-# Model: `extended` on efficientnet-lite0 with the registry package's ImageNet weights (resnet34 ImageNet
-# weights cannot be downloaded here), 192x128. Data: the 877 CCP photos kept by data.ccp (shared copy of
-# 0001-0900), squashed to 192x128 by data.cache, no augmentation; 96 random images held out (seed 0) for the
-# measurement, 640 for training. Training: fastai Learner, encoder frozen (phase 1 of the paper), batch 8,
-# fit_one_cycle(1, 1e-3) three times with w_bce=1, w_box=75. calibrate_loss_weights on the 12 held-out batches
-# (eval mode) after each stage:
-#
-#   stage      ce      bce     box       w_bce  w_box
-#   init       3.209   0.775   0.03310   4.14    96.9
-#   epoch 1    0.684   0.671   0.02613   1.02    26.2
-#   epoch 2    0.607   0.633   0.01309   0.96    46.4
-#   epoch 3    0.550   0.577   0.00713   0.95    77.1
-#
-# Once training is under way the BCE is about as large as the weighted CE by itself, so w_bce ~ 1; at the
-# stage where the same procedure gives the paper's w_box (75 vs 77.1 measured) it gives w_bce = 0.95.
-# At initialisation the terms are not yet representative (CE of a random decoder). Rerun
-# calibrate_loss_weights on a model trained on the real data set to refine it.

@@ -540,8 +540,13 @@ def jeffreys_interval(k: int, n: int, level: float = 0.95) -> tuple[float, float
     return lo, hi
 
 
-def read_person_labels(path: str | Path) -> pd.DataFrame:
-    """The by-eye labels (``tests/data/ccp_person_labels.csv``): image_id, persons_visible, bystander, sample."""
+PERSON_LABELS = Path(__file__).parent / "data" / "ccp_person_labels.csv"  # CCP photos labelled by eye
+LABELLED_SOURCE = "ccp"
+NOT_MEASURED = "not measured (the labelled photos are CCP's)"
+
+
+def read_person_labels(path: str | Path = PERSON_LABELS) -> pd.DataFrame:
+    """The by-eye labels (:data:`PERSON_LABELS`, documented in its header): image_id, persons_visible, bystander, sample."""
     return pd.read_csv(path, comment="#", dtype={"image_id": str})
 
 
@@ -591,3 +596,30 @@ def flag_metrics(labels: pd.DataFrame, persons: pd.Series, level: float = 0.95, 
         "several_share": (n_flag * p_est + n_unflag * m_est) / len(persons),
         "several_share_ci": tuple(np.quantile(share_draws, [a, 1 - a]).tolist()),
     }
+
+
+def flag_quality(persons: pd.Series, source: str, labels: str | Path = PERSON_LABELS) -> pd.DataFrame:
+    """The multi-person flag of a run against the by-eye labels, in %: precision, recall and the share of
+    photos showing several persons, with 95 % intervals and the labelled images behind each (:func:`flag_metrics`).
+
+    ``persons``: the persons detected on every image of the data set, indexed by image id (NaN: unreadable,
+    left out). For a ``source`` other than CCP the labels do not apply: the table is empty.
+    """
+    columns = ["estimate (%)", "interval low (%)", "interval high (%)", "labelled images"]
+    table = pd.DataFrame(columns=columns, index=pd.Index([], name="flag: 2+ persons"), dtype=float)
+    if source != LABELLED_SOURCE:
+        return table
+    m = flag_metrics(read_person_labels(labels), persons.dropna().astype(int))
+    rows = {"precision": ("precision", m["labelled_flagged"]), "recall": ("recall", m["labelled"]),
+            "photos with several persons": ("several_share", m["labelled"])}
+    for row, (key, n) in rows.items():
+        table.loc[row] = [100 * m[key], 100 * m[f"{key}_ci"][0], 100 * m[f"{key}_ci"][1], n]
+    return table.astype({"labelled images": int})
+
+
+def quality_in_words(table: pd.DataFrame, row: str) -> str:
+    """A row of :func:`flag_quality` for prose, e.g. "70 % (95 % interval 65-74 %)"; :data:`NOT_MEASURED` for an empty table."""
+    if table.empty:
+        return NOT_MEASURED
+    estimate, low, high = table.loc[row].iloc[:3]
+    return f"{estimate:.0f} % (95 % interval {low:.0f}-{high:.0f} %)"

