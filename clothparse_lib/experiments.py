@@ -25,7 +25,7 @@ from .dataset import PreparedData, prepare_dataset
 from .evaluation import evaluate, load_scores, save_evaluation
 from .persons import make_detector
 from .profiles import Profile, TrainSettings, get_profile
-from .refine import RefinedSource, read_index, refine, summary, write_index, write_review_list
+from .refine import RefinedSource, apply_review, read_index, refine, summary, write_index, write_review_list
 from .taxonomy import CLASSES
 from .training import load_model, train_model
 
@@ -55,15 +55,15 @@ class Run:
         return prepare_dataset(self.profile, self.data_dir, self.run_dir, progress=self.progress)
 
     def refined_index(self) -> pd.DataFrame:
-        """The refinement's index (computed once; detections cached in ``persons.jsonl``)."""
-        path = self.run_dir / "refined_index.csv"
-        if path.exists():
-            return read_index(path)
-        index = refine(self.source(), make_detector(self.profile.detector), cache_file=self.run_dir / "persons.jsonl",
-                       progress=self.progress)
-        write_review_list(index, self.run_dir / "review.csv")
-        write_index(index, path)
-        return index
+        """The refinement's index (computed once; detections cached in ``persons.jsonl``), with the decisions a
+        person wrote into ``review.csv`` (``keep`` / ``drop`` per image left for review; blank: left out)."""
+        path, review = self.run_dir / "refined_index.csv", self.run_dir / "review.csv"
+        if not path.exists():
+            index = refine(self.source(), make_detector(self.profile.detector), cache_file=self.run_dir / "persons.jsonl",
+                           progress=self.progress)
+            write_review_list(index, review)
+            write_index(index, path)
+        return apply_review(read_index(path), review) if review.exists() else read_index(path)
 
     def refined(self) -> PreparedData:
         base = self.base()

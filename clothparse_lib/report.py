@@ -34,6 +34,7 @@ def table_html(table: pd.DataFrame) -> str | None:
     html = table._repr_html_()
     return html and MISSING_CELL.sub("<td>–</td>", html)
 
+
 MACS = "multiply-adds per image (G)"  # a column of architecture_table
 
 

@@ -1,5 +1,6 @@
 """Data variants of a run and Table 1 on the smoke profile (synthetic data, skin-blob person detector)."""
 import numpy as np
+import pandas as pd
 
 from clothparse_lib import paper
 from clothparse_lib.experiments import Run, table1
@@ -34,3 +35,14 @@ def test_table1_beside_the_paper(tmp_path):
     a = (tmp_path / "models" / "plain_unet-base" / "per_image.csv").read_text().splitlines()
     b = (tmp_path / "models" / "plain_unet-refined" / "per_image.csv").read_text().splitlines()
     assert [r.split(",")[0] for r in a] == [r.split(",")[0] for r in b]
+
+
+def test_review_decisions_are_applied_to_the_refined_index(tmp_path):
+    run = Run.open("smoke", tmp_path, progress=False, device="cpu")
+    index = run.refined_index()
+    review = pd.read_csv(tmp_path / "review.csv", dtype={"image_id": str, "decision": str}, keep_default_na=False)
+    assert len(review) and not index.set_index("image_id").loc[review["image_id"], "use"].any()
+    review.loc[review.index[0], "decision"] = "keep"
+    review.to_csv(tmp_path / "review.csv", index=False)
+    kept = run.refined_index().set_index("image_id").loc[review["image_id"].iloc[0]]
+    assert kept["use"] and kept["reason"] == "reviewed: keep"
