@@ -1,3 +1,7 @@
+import io
+import struct
+import zlib
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -6,6 +10,16 @@ from PIL import Image
 from clothparse_lib.data import DataError, build_cache
 from clothparse_lib.data.fixtures import write_imaterialist_fixture
 from clothparse_lib.data.imaterialist import IMaterialistSource, rle_decode, rle_encode
+
+
+def write_bomb(path, side=30000):
+    """A 1x1 PNG whose header claims side x side pixels (PIL's decompression-bomb limit is far below)."""
+    buf = io.BytesIO()
+    Image.new("RGB", (1, 1)).save(buf, "PNG")
+    data = bytearray(buf.getvalue())
+    data[16:24] = struct.pack(">II", side, side)  # IHDR width, height
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))  # IHDR checksum
+    path.write_bytes(bytes(data))
 
 
 def loop_decode(rle, h, w):
@@ -50,6 +64,7 @@ def test_adjacent_runs_merge_and_empty_rle():
     ("10 5", "beyond"),
     ("1 5 3 2", "overlap"),
     ("6 2 1 2", "increasing"),
+    ("1 99999999999999999999", "too large"),  # beyond int64
 ])
 def test_malformed_rle_is_a_clear_error(rle, message):
     with pytest.raises(ValueError, match=message):
@@ -99,18 +114,23 @@ def _rewrite(root, **changes):
 
 @pytest.mark.parametrize("changes, reason", [
     ({"EncodedPixels": "1 2 3"}, "bad_rle"),
+    ({"EncodedPixels": "1 99999999999999999999"}, "bad_rle"),  # too large for int64
     ({"Height": "100"}, "size_mismatch"),
+    ({"Height": ""}, "bad_size"),
+    ({"Width": "wide"}, "bad_size"),
 ])
 def test_bad_rows_name_the_image_and_reason(kaggle, changes, reason):
-    root, _ = kaggle
+    root, expected = kaggle
     first = _rewrite(root, **changes)
     src = IMaterialistSource(root)
     with pytest.raises(DataError, match=reason) as e:
         src.read(first)
     assert e.value.image_id == first
     cache = build_cache(src, (64, 64), root=root / "cache", workers=1, progress=False)  # skip mode counts it
-    assert first not in set(cache.index["image_id"])
+    assert first not in set(cache.index["image_id"]) and len(cache) == len(expected) - 1
     assert cache.manifest["skipped_while_caching"]["counts"] == {reason: 1}
+    with pytest.raises(DataError, match=reason):
+        build_cache(src, (64, 64), root=root / "cache", workers=1, progress=False, on_error="raise", force=True)
 
 
 def test_missing_and_corrupt_images(kaggle):
@@ -118,11 +138,14 @@ def test_missing_and_corrupt_images(kaggle):
     ids = sorted(expected)
     (root / "train" / ids[0]).unlink()
     (root / "train" / ids[1]).write_bytes(b"not a jpeg")
+    write_bomb(root / "train" / ids[2])
     src = IMaterialistSource(root)
     with pytest.raises(DataError, match="missing"):
         src.read(ids[0])
     with pytest.raises(DataError, match="unreadable"):
         src.read(ids[1])
+    with pytest.raises(DataError, match="too large"):
+        src.read(ids[2])
     with pytest.raises(DataError, match="missing"):
         build_cache(src, (64, 64), root=root / "cache", workers=1, progress=False, on_error="raise")
 
@@ -143,6 +166,8 @@ def test_image_id_escaping_the_folder_is_refused(kaggle):
     src = IMaterialistSource(root)
     with pytest.raises(DataError, match="escape"):
         src.read("../outside.jpg")
+    cache = build_cache(src, (64, 64), root=root / "cache", workers=1, progress=False)
+    assert cache.manifest["skipped_while_caching"]["counts"] == {"path_escape": 1}
 
 
 def test_empty_after_filtering_and_missing_files(tmp_path):
