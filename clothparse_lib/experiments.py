@@ -26,7 +26,7 @@ from .persons import make_detector
 from .profiles import Profile, TrainSettings, get_profile
 from .refine import RefinedSource, read_index, refine, summary, write_index, write_review_list
 from .taxonomy import CLASSES
-from .training import load_model, train_model
+from .training import is_finished, load_model, train_model
 
 PAPER_COLUMNS = ["iou_excl_bg", "iou_overall", "iou_mask", *CLASSES]
 
@@ -87,9 +87,11 @@ class Run:
         folder = self.model_dir(model, variant, seed)
         on = evaluate_on or "refined"
         name = "test" if on == "refined" else f"test-on-{on}"
-        if not (folder / "best.pt").exists() or _unfinished(folder):
+        if not (folder / "best.pt").exists() or not is_finished(folder):
             train_model(self.data(variant), model, train or self.profile.train, self.run_dir, seed=seed,
                         device=self.device, progress=self.progress, tag=tag(model, variant, seed))
+            for stale in folder.glob("evaluation*.json"):  # scores of the model before this training
+                stale.unlink()
         if not (folder / f"evaluation{'' if name == 'test' else '-' + name}.json").exists():
             test = self.data(on)
             result = evaluate(load_model(folder / "best.pt", self.device), test.cache, test.split, "test",
@@ -100,16 +102,6 @@ class Run:
 
 def tag(model: str, variant: str, seed: int) -> str:
     return f"{model}-{variant}" + (f"-seed{seed}" if seed else "")
-
-
-def _unfinished(folder: Path) -> bool:
-    """True when the history has fewer epochs than the manifest's settings ask for (a killed run)."""
-    import json
-    if not (folder / "history.csv").exists():
-        return True
-    manifest = json.loads((folder / "manifest.json").read_text())
-    expected = manifest["settings"]["epochs_frozen"] + manifest["settings"]["epochs_unfrozen"]
-    return len(pd.read_csv(folder / "history.csv")) < expected
 
 
 def score_row(scores: dict, mode: str = "none") -> dict:

@@ -77,6 +77,22 @@ def test_tampered_or_wrong_checkpoints_are_refused(trained, tmp_path):
     torch.save({"weights": torch.zeros(3)}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="not a clothparse checkpoint"):
         read_checkpoint(tmp_path / "other.pt")
+    ckpt = torch.load(best, weights_only=True)  # the manifest inside relabelled: the digest covers it too
+    ckpt["manifest"] = ckpt["manifest"].replace('"model": "extended"', '"model": "plain_unet"')
+    torch.save(ckpt, tmp_path / "relabelled.pt")
+    with pytest.raises(ValueError, match="was modified: its manifest, state or weights"):
+        read_checkpoint(tmp_path / "relabelled.pt")
+    torch.save({"format": 2, "model": Arbitrary()}, tmp_path / "pickle.pt")
+    with pytest.raises(ValueError, match="not a clothparse checkpoint .* will not be unpickled") as refused:
+        read_checkpoint(tmp_path / "pickle.pt")
+    assert "weights_only" not in str(refused.value), "no advice to unpickle it anyway"
+    torch.save({"format": 1, "manifest": "{}", "state": {}, "model": {}}, tmp_path / "old.pt")
+    with pytest.raises(ValueError, match="older clothparse"):
+        read_checkpoint(tmp_path / "old.pt")
+
+
+class Arbitrary:
+    """Any object but tensors and plain values: unpickling it could run code."""
 
 
 def test_cli_evaluate_writes_results(trained, capsys):
@@ -143,8 +159,7 @@ def test_killed_run_resumes_where_it_stopped(tmp_path, monkeypatch):
     resumed = pd.read_csv(tmp_path / "a" / "models" / "plain_unet" / "history.csv")
     straight = pd.read_csv(tmp_path / "b" / "models" / "plain_unet" / "history.csv")
     assert list(resumed[["phase", "epoch"]].itertuples(index=False)) == [(1, 1), (1, 2), (2, 1)]
-    # Weights, optimizer and random generators are restored, so the resumed run follows the straight one
-    # closely (not bit for bit: measured 1-2 % apart in the losses after the kill).
-    assert np.allclose(resumed["valid_loss"], straight["valid_loss"], rtol=0.05)
-    assert np.allclose(resumed["train_loss_ce"], straight["train_loss_ce"], rtol=0.05)
+    # Weights, optimizer, random generators and fastai's smoothed loss are restored: the resumed run repeats
+    # the straight one (before: 1-5 % apart after the kill, fastai's n_inp drawing random numbers on resuming).
+    pd.testing.assert_frame_equal(resumed.drop(columns="seconds"), straight.drop(columns="seconds"))
     assert resumed["valid_loss"].iloc[1] < 0.95 * resumed["valid_loss"].iloc[0], "not restarted from scratch"
