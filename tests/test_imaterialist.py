@@ -1,7 +1,3 @@
-import io
-import struct
-import zlib
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,16 +6,6 @@ from PIL import Image
 from clothparse_lib.data import DataError, build_cache
 from clothparse_lib.data.fixtures import write_imaterialist_fixture
 from clothparse_lib.data.imaterialist import IMaterialistSource, rle_decode, rle_encode
-
-
-def write_bomb(path, side=30000):
-    """A 1x1 PNG whose header claims side x side pixels (PIL's decompression-bomb limit is far below)."""
-    buf = io.BytesIO()
-    Image.new("RGB", (1, 1)).save(buf, "PNG")
-    data = bytearray(buf.getvalue())
-    data[16:24] = struct.pack(">II", side, side)  # IHDR width, height
-    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))  # IHDR checksum
-    path.write_bytes(bytes(data))
 
 
 def loop_decode(rle, h, w):
@@ -133,12 +119,12 @@ def test_bad_rows_name_the_image_and_reason(kaggle, changes, reason):
         build_cache(src, (64, 64), root=root / "cache", workers=1, progress=False, on_error="raise", force=True)
 
 
-def test_missing_and_corrupt_images(kaggle):
+def test_missing_and_corrupt_images(kaggle, bomb_png):
     root, expected = kaggle
     ids = sorted(expected)
     (root / "train" / ids[0]).unlink()
     (root / "train" / ids[1]).write_bytes(b"not a jpeg")
-    write_bomb(root / "train" / ids[2])
+    (root / "train" / ids[2]).write_bytes(bomb_png.read_bytes())
     src = IMaterialistSource(root)
     with pytest.raises(DataError, match="missing"):
         src.read(ids[0])

@@ -1,5 +1,6 @@
 """clothparse train + evaluate + predict end to end on the synthetic set, checkpoints, resume."""
 import json
+import shutil
 import warnings
 
 import numpy as np
@@ -132,6 +133,47 @@ def test_cli_predict(trained, tmp_path, capsys):
     assert main(["predict", "--checkpoint", best, "--out", str(out), "--present", "hat", images[0]]) == 2
     assert "unknown garment class 'hat'" in capsys.readouterr().err
     assert main(["predict", "--checkpoint", str(tmp_path / "broken.jpg"), "--out", str(out), images[0]]) == 2
+
+
+def test_predict_never_overwrites_a_photo_and_keeps_outputs_apart(trained, tmp_path, capsys):
+    best = str(trained / "models" / "extended" / "best.pt")
+    photos = {"a": tmp_path / "a" / "photo.jpg", "b": tmp_path / "b" / "photo.png"}  # the same name twice
+    for i, path in enumerate(photos.values()):
+        path.parent.mkdir()
+        Image.fromarray(make_sample(600 + i, 9, 150, 100).image).save(path)
+    mine = photos["b"].read_bytes()
+    assert main(["predict", "--checkpoint", best, "--out", str(photos["b"].parent), str(photos["b"])]) == 2
+    assert "would replace the input photo" in capsys.readouterr().err and photos["b"].read_bytes() == mine
+    out = tmp_path / "out"
+    assert main(["predict", "--checkpoint", best, "--out", str(out), str(photos["a"]), str(photos["b"])]) == 0
+    assert json.loads((out / "photo.json").read_text())["image"] == str(photos["a"])
+    assert json.loads((out / "photo-2.json").read_text())["image"] == str(photos["b"])
+    assert "written as photo-2" in capsys.readouterr().out
+    (tmp_path / "notes.txt").write_text("mine")
+    assert main(["predict", "--checkpoint", best, "--out", str(tmp_path / "notes.txt"), str(photos["a"])]) == 2
+    assert "is a file" in capsys.readouterr().err and (tmp_path / "notes.txt").read_text() == "mine"
+    (tmp_path / "broken.jpg").write_bytes(b"not an image")
+    assert main(["predict", "--checkpoint", best, "--out", str(tmp_path / "nothing"), str(tmp_path / "broken.jpg")]) == 1
+    assert not (tmp_path / "nothing").exists(), "no output folder when every photo failed"
+
+
+def test_predict_reports_an_oversized_photo_and_parses_the_others(trained, tmp_path, bomb_png, capsys):
+    photo = tmp_path / "photo.jpg"
+    Image.fromarray(make_sample(700, 9, 150, 100).image).save(photo)
+    code = main(["predict", "--checkpoint", str(trained / "models" / "extended" / "best.pt"), "--out",
+                 str(tmp_path / "out"), str(bomb_png), str(photo)])
+    err = capsys.readouterr().err
+    assert code == 1 and f"{bomb_png}: image file too large" in err and len(err.splitlines()) == 1
+    assert (tmp_path / "out" / "photo.png").exists()
+
+
+def test_evaluate_refuses_a_checkpoint_of_another_model(trained, tmp_path, capsys):
+    folder = tmp_path / "models" / "plain_unet"  # holding the extended model
+    folder.mkdir(parents=True)
+    shutil.copy(trained / "models" / "extended" / "best.pt", folder / "best.pt")
+    assert main(["evaluate", *TRAIN, "--model", "plain_unet", "--run-dir", str(tmp_path)]) == 2
+    assert "its manifest says model 'extended' (asked: 'plain_unet')" in capsys.readouterr().err
+    assert not (folder / "evaluation.json").exists()
 
 
 class Killed(Exception):
