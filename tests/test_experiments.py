@@ -45,6 +45,7 @@ class Killed(Exception):
     pass
 
 
+@pytest.mark.filterwarnings("ignore:.*RANDOMLY INITIALISED")  # weights=None: fast, and enough here
 def test_model_killed_before_its_checkpoint_is_resumed_not_taken_as_finished(tmp_path, monkeypatch):
     """1 + 1 epochs, killed in phase 2 between the epoch's history row and its last.pt: the next ensure
     resumes phase 2 (two history rows do not make a finished model) and leaves no duplicated row."""
