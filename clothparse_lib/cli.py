@@ -122,8 +122,10 @@ PREDICT_OUTPUTS = ("{}.png", "{}_overlay.jpg", "{}.json")
 
 def _output_stems(images: list[Path], out: Path) -> list[str]:
     """A distinct output name per photo (``photo``, then ``photo-2`` ... for photos sharing a name);
-    refuses an output folder where an output would replace one of the photos."""
-    inputs = {p.resolve() for p in images}
+    refuses an output folder holding input photos (outputs could replace them or their neighbours)."""
+    if out.resolve() in {p.resolve().parent for p in images}:
+        raise ValueError(f"--out {out} holds input photos, which the outputs could overwrite; "
+                         "give the outputs a folder of their own")
     taken, stems = set(), []
     for path in images:
         stem, n = path.stem, 1
@@ -132,10 +134,6 @@ def _output_stems(images: list[Path], out: Path) -> list[str]:
             stem = f"{path.stem}-{n}"
         taken.add(stem)
         stems.append(stem)
-        for name in (pattern.format(stem) for pattern in PREDICT_OUTPUTS):
-            if (out / name).resolve() in inputs:
-                raise ValueError(f"--out {out}: writing {name} would replace the input photo {out / name}; "
-                                 "choose another output folder")
     return stems
 
 

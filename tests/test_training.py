@@ -143,7 +143,7 @@ def test_predict_never_overwrites_a_photo_and_keeps_outputs_apart(trained, tmp_p
         Image.fromarray(make_sample(600 + i, 9, 150, 100).image).save(path)
     mine = photos["b"].read_bytes()
     assert main(["predict", "--checkpoint", best, "--out", str(photos["b"].parent), str(photos["b"])]) == 2
-    assert "would replace the input photo" in capsys.readouterr().err and photos["b"].read_bytes() == mine
+    assert "holds input photos" in capsys.readouterr().err and photos["b"].read_bytes() == mine
     out = tmp_path / "out"
     assert main(["predict", "--checkpoint", best, "--out", str(out), str(photos["a"]), str(photos["b"])]) == 0
     assert json.loads((out / "photo.json").read_text())["image"] == str(photos["a"])
