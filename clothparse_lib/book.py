@@ -4,8 +4,10 @@ A chapter is re-executed when its stamp changes: the hash of its code and markdo
 parameters, the library's source, and the stamps of the chapters run before it (a change upstream
 re-runs everything downstream). Stamps live in ``<run>/book-stamps.json``, wall times in
 ``<run>/book-times.csv``. On failure the runner stops with the chapter, the cell and the error; the
-partially executed notebook is left in place, and ``start=CHAPTER`` (``--from``) resumes there.
-Rendering is jupyter-book's (execution off in ``_config.yml``): :func:`build_html`.
+partially executed notebook is left in place, and ``start=CHAPTER`` (``--from``) resumes there. A
+chapter's stamp is removed on disk before it executes, so that a killed run re-executes it.
+Rendering is jupyter-book's (execution off in ``_config.yml``): :func:`build_html`, which refuses a
+chapter whose execution failed or did not finish.
 
 The chapters find their run folder and data through ``$CLOTHPARSE_RUNS_DIR`` and
 ``$CLOTHPARSE_DATA_DIR``, which the runner sets for the kernel, so that only ``profile`` (and the
@@ -123,17 +125,17 @@ def run_book(profile: str, root: Path = ROOT, runs_dir=None, data_dir=None, star
                 print(f"[book {n}/{len(chapters)}] {name}: executing with profile {profile}", flush=True)
             t = time.perf_counter()
             stamps.pop(name, None)
+            _write_stamps(stamps_file, stamps)  # a run killed from here on leaves no stamp of this chapter
             try:
                 papermill.execute_notebook(str(notebook), str(notebook), parameters=params, cwd=str(book),
                                            progress_bar=progress, kernel_name="python3")
             except papermill.PapermillExecutionError as e:
-                stamps_file.write_text(json.dumps(stamps, indent=1))
                 tidy(notebook)
                 raise ChapterFailed(name, e.exec_count, e.source, f"{e.ename}: {e.evalue}", notebook) from None
             seconds = time.perf_counter() - t
             tidy(notebook)
             stamps[name] = chain
-            stamps_file.write_text(json.dumps(stamps, indent=1))
+            _write_stamps(stamps_file, stamps)
             _record_time(times_file, name, seconds)
             results.append(ChapterRun(name, "executed", seconds))
             if progress:
@@ -154,6 +156,22 @@ def _train_first(profile: str, run_dir: Path, jobs: int | None, progress: bool) 
             _record_time(run_dir / "book-times.csv", "trainings (concurrent)", time.perf_counter() - t)
         if progress:
             print(f"[book] {len(trained)} models trained, {jobs} at a time, in {time.perf_counter() - t:.0f} s", flush=True)
+
+
+def _write_stamps(path: Path, stamps: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(stamps, indent=1))
+    os.replace(tmp, path)
+
+
+def unfinished(nb) -> str | None:
+    """Why an executed notebook is not a finished execution (a failure, or cells papermill left running or
+    pending when killed); None when it is."""
+    if nb.metadata.get("papermill", {}).get("exception"):
+        return "its execution failed"
+    if {c.metadata.get("papermill", {}).get("status") for c in nb.cells} & {"running", "pending"}:
+        return "its execution did not finish (cells left running or pending)"
+    return None
 
 
 def tidy(notebook: Path) -> None:
@@ -253,7 +271,13 @@ def write_references(dest: Path = ROOT / "tests" / "notebooks", runs_dir=None, c
 
 
 def build_html(root: Path = ROOT, warnings_are_errors: bool = True, quiet: bool = False) -> Path:
-    """Render the executed chapters with jupyter-book 1.x; returns ``<root>/_build/html``."""
+    """Render the executed chapters with jupyter-book 1.x; returns ``<root>/_build/html``. A chapter whose
+    execution failed or did not finish is refused."""
+    for notebook in sorted((Path(root) / "book").glob("*.ipynb")):
+        why = unfinished(nbformat.read(notebook, as_version=4))
+        if why:
+            raise RuntimeError(f"chapter '{notebook.stem}' is not rendered: {why}; "
+                               f"execute it again (clothparse book run ... --from {notebook.stem})")
     cmd = [sys.executable, "-c", "from jupyter_book.cli.main import main; main()", "build", str(root)]
     if warnings_are_errors:
         cmd += ["-W", "-n", "--keep-going"]

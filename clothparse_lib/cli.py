@@ -72,13 +72,12 @@ def _train(args) -> int:
 
 def _evaluate(args) -> int:
     from .dataset import prepare_dataset
-    from .evaluation import evaluate, save_evaluation
-    from .training import load_model
+    from .evaluation import evaluate, load_checked, save_evaluation
 
     prepared = prepare_dataset(args.profile, data_dir=args.data_dir, run_dir=_run_dir(args), progress=not args.quiet)
     for name in args.model:
         folder = _run_dir(args) / "models" / name
-        model = load_model(folder / f"{args.checkpoint}.pt", args.device)
+        model = load_checked(folder / f"{args.checkpoint}.pt", args.device, model=name, profile=prepared.profile.name)
         result = evaluate(model, prepared.cache, prepared.split, args.split, progress=not args.quiet)
         path = save_evaluation(result, folder, args.split, {"split": args.split, "checkpoint": args.checkpoint})
         scores = result.scores()["none"]
@@ -97,11 +96,13 @@ def _predict(args) -> int:
     from .taxonomy import parse_classes
 
     present, absent = parse_classes(",".join(args.present)), parse_classes(",".join(args.absent))
-    parser = Parser.from_checkpoint(args.checkpoint, args.device, run_dir=_run_dir(args))
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, not a folder")
+    stems = _output_stems([Path(p) for p in args.images], out)
+    parser = Parser.from_checkpoint(args.checkpoint, args.device, run_dir=_run_dir(args))
     failed = 0
-    for path in args.images:
+    for path, stem in zip(args.images, stems):
         try:
             image = read_rgb(Path(path), path)
             result = parser.parse(image, present, absent)
@@ -109,13 +110,34 @@ def _predict(args) -> int:
             print(f"clothparse predict: {path}: {getattr(e, 'reason', e)}", file=sys.stderr)
             failed += 1
             continue
-        stem = Path(path).stem
-        Image.fromarray(result.mask, mode="L").save(out / f"{stem}.png")
-        Image.fromarray(result.overlay(image)).save(out / f"{stem}_overlay.jpg", quality=90)
-        (out / f"{stem}.json").write_text(json.dumps({"image": str(path), **result.to_dict()}, indent=1))
+        out.mkdir(parents=True, exist_ok=True)  # only once there is something to write
+        mask_file, overlay_file, info_file = (out / pattern.format(stem) for pattern in PREDICT_OUTPUTS)
+        Image.fromarray(result.mask, mode="L").save(mask_file)
+        Image.fromarray(result.overlay(image)).save(overlay_file, quality=90)
+        info_file.write_text(json.dumps({"image": str(path), **result.to_dict()}, indent=1))
         found = ", ".join(f"{g.name} ({g.color_name})" for g in result.garments) or "no garment"
-        print(f"{path}\t{found}")
+        print(f"{path}\t{found}" + (f"\t(written as {stem}.*)" if stem != Path(path).stem else ""))
     return 1 if failed else 0
+
+
+PREDICT_OUTPUTS = ("{}.png", "{}_overlay.jpg", "{}.json")
+
+
+def _output_stems(images: list[Path], out: Path) -> list[str]:
+    """A distinct output name per photo (``photo``, then ``photo-2`` ... for photos sharing a name);
+    refuses an output folder holding input photos (outputs could replace them or their neighbours)."""
+    if out.resolve() in {p.resolve().parent for p in images}:
+        raise ValueError(f"--out {out} holds input photos, which the outputs could overwrite; "
+                         "give the outputs a folder of their own")
+    taken, stems = set(), []
+    for path in images:
+        stem, n = path.stem, 1
+        while stem in taken:
+            n += 1
+            stem = f"{path.stem}-{n}"
+        taken.add(stem)
+        stems.append(stem)
+    return stems
 
 
 def _refine(args) -> int:

@@ -25,7 +25,7 @@ from .metrics import classification_scores, confusion_matrix, segmentation_score
 from .models import make_class_prior, split_outputs
 from .targets import presence_targets
 from .taxonomy import GARMENTS, N_CLASSES
-from .training import write_json
+from .training import load_model, write_json
 
 PARTIAL_PRIOR = ("dress", "skirt")
 
@@ -44,6 +44,16 @@ class Evaluation:
         if self.presence_prob is not None:
             out["classbranch"] = classification_scores(self.presence_prob > 0.5, self.presence_true)
         return out
+
+
+def load_checked(path: Path, device=None, **expected) -> torch.nn.Module:
+    """:func:`training.load_model`, refusing a checkpoint whose manifest differs from ``expected``
+    (e.g. ``model="plain_unet"`` when the folder holds the extended model)."""
+    model = load_model(path, device)
+    differ = [f"{k} {model.manifest.get(k)!r} (asked: {v!r})" for k, v in expected.items() if model.manifest.get(k) != v]
+    if differ:
+        raise ValueError(f"{path} is not the model asked for: its manifest says {', '.join(differ)}")
+    return model
 
 
 @torch.no_grad()

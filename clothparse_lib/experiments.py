@@ -27,7 +27,7 @@ from .persons import make_detector
 from .profiles import Profile, TrainSettings, get_profile
 from .refine import RefinedSource, apply_review, read_index, refine, summary, write_index, write_review_list
 from .taxonomy import CLASSES
-from .training import load_model, train_model
+from .training import is_finished, load_model, train_model
 
 PAPER_COLUMNS = ["iou_excl_bg", "iou_overall", "iou_mask", *CLASSES]
 
@@ -81,7 +81,7 @@ class Run:
 
     def trained(self, model: str, variant: str = "refined", seed: int = 0) -> bool:
         folder = self.model_dir(model, variant, seed)
-        return (folder / "best.pt").exists() and not _unfinished(folder)
+        return (folder / "best.pt").exists() and is_finished(folder)
 
     def evaluated(self, model: str, variant: str = "refined", seed: int = 0) -> bool:
         return self.trained(model, variant, seed) and (self.model_dir(model, variant, seed) / "evaluation.json").exists()
@@ -98,6 +98,8 @@ class Run:
         if not self.trained(model, variant, seed):
             train_model(self.data(variant), model, train or self.profile.train, self.run_dir, seed=seed,
                         device=self.device, progress=self.progress, tag=tag(model, variant, seed))
+            for stale in folder.glob("evaluation*.json"):  # scores of the model before this training
+                stale.unlink()
         if not (folder / f"evaluation{'' if name == 'test' else '-' + name}.json").exists():
             test = self.data(on)
             result = evaluate(load_model(folder / "best.pt", self.device), test.cache, test.split, "test",
@@ -108,16 +110,6 @@ class Run:
 
 def tag(model: str, variant: str, seed: int) -> str:
     return f"{model}-{variant}" + (f"-seed{seed}" if seed else "")
-
-
-def _unfinished(folder: Path) -> bool:
-    """True when the history has fewer epochs than the manifest's settings ask for (a killed run)."""
-    import json
-    if not (folder / "history.csv").exists():
-        return True
-    manifest = json.loads((folder / "manifest.json").read_text())
-    expected = manifest["settings"]["epochs_frozen"] + manifest["settings"]["epochs_unfrozen"]
-    return len(pd.read_csv(folder / "history.csv")) < expected
 
 
 def score_row(scores: dict, mode: str = "none") -> dict:

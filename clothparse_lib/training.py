@@ -10,9 +10,15 @@ fp32 either way. Each model trains in ``<run>/models/<model>/``:
 * ``last.pt`` (every epoch, with the optimizer state) and ``best.pt`` (best validation IoU excl. bg),
   written atomically, loaded with ``torch.load(weights_only=True)``;
 * ``manifest.json`` — profile, model, encoder, seed, settings, git commit, package versions, data
-  fingerprint, and the SHA-256 of each checkpoint (a modified file is refused on loading).
+  fingerprint, and the SHA-256 of each checkpoint (a modified file is refused on loading); each
+  checkpoint also carries a digest of its own manifest, state and weights.
 
-A run that is killed resumes from ``last.pt`` (same phase, next epoch, same schedule position).
+A run that is killed resumes from ``last.pt`` (same phase, next epoch, same schedule position); history
+rows past ``last.pt`` (an epoch killed after its row was written) are dropped on resuming. Whether a
+model finished its schedule is read from ``last.pt``'s state (:func:`is_finished`). ``last.pt`` holds
+the weights, the optimizer, every random generator and fastai's per-fit state (smoothed train loss,
+mixed precision's loss scale): on a CPU a resumed run repeats the uninterrupted one exactly (tested; on
+a GPU as far as its kernels are deterministic, untested).
 Data-parallel training: ``accelerate launch -m clothparse_lib.cli train --distributed ...`` (or
 ``torchrun``); fastai's ``distrib_ctx`` wraps the same code.
 """
@@ -23,6 +29,7 @@ import csv
 import hashlib
 import json
 import os
+import pickle
 import platform
 import random
 import subprocess
@@ -48,7 +55,7 @@ from .models import build_model, model_splitter, split_outputs
 from .profiles import TrainSettings
 from .taxonomy import N_CLASSES
 
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2  # 2: the digest covers the manifest and the state too
 
 
 class ValidIoU(Metric):
@@ -76,6 +83,19 @@ def state_digest(state_dict: dict) -> str:
     for name, t in state_dict.items():
         h.update(name.encode() + b"\0" + t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
+
+
+def checkpoint_digest(ckpt: dict) -> str:
+    """SHA-256 of what a checkpoint states: format, manifest, training state and weights (checked on loading)."""
+    h = hashlib.sha256(json.dumps([ckpt["format"], ckpt["manifest"], ckpt["state"]], sort_keys=True).encode())
+    h.update(state_digest(ckpt["model"]).encode())
+    return h.hexdigest()
+
+
+def make_checkpoint(manifest: dict, state: dict, weights: dict, **extra) -> dict:
+    """A checkpoint as :func:`read_checkpoint` accepts it (``extra``: optimizer and random generators)."""
+    ckpt = {"format": CHECKPOINT_FORMAT, "manifest": json.dumps(manifest), "state": dict(state), "model": weights}
+    return {**ckpt, "digest": checkpoint_digest(ckpt), **extra}
 
 
 def file_sha256(path: Path) -> str:
@@ -117,12 +137,20 @@ def environment() -> dict:
 
 
 class Checkpointer(Callback):
-    """After every epoch: ``last.pt`` (+ optimizer) and, on a better validation IoU, ``best.pt``; a history row."""
+    """After every epoch: a history row, then ``last.pt`` (+ optimizer) and, on a better validation IoU, ``best.pt``.
+
+    The row comes first so that a kill never loses one; a row written after the last checkpoint is dropped
+    when the run resumes (:func:`trim_history`)."""
 
     order = 90  # after the Recorder has the epoch's values
 
-    def __init__(self, folder: Path, manifest: dict, phase: int, start_epoch: int, state: dict):
+    def __init__(self, folder: Path, manifest: dict, phase: int, start_epoch: int, state: dict, resumed_fit=None):
         self.folder, self.manifest, self.phase, self.start_epoch, self.state = folder, manifest, phase, start_epoch, state
+        self.resumed_fit = resumed_fit  # resuming mid-phase: the saved :func:`fit_state`
+
+    def before_fit(self):  # after the Recorder and MixedPrecision set theirs up
+        if self.resumed_fit is not None:
+            set_fit_state(self.learn, self.resumed_fit)
 
     def before_epoch(self):
         self.t0 = time.perf_counter()
@@ -135,19 +163,32 @@ class Checkpointer(Callback):
         append_history(self.folder / "history.csv", row)
         iou = values.get("valid_iou_excl_bg")
         self.state.update(phase=self.phase, epochs_done=self.epoch + 1)
-        weights = self.learn.model.state_dict()
-        checkpoint = {"format": CHECKPOINT_FORMAT, "manifest": json.dumps(self.manifest), "state": dict(self.state),
-                      "model": weights, "model_sha256": state_digest(weights), "opt": plain(self.learn.opt.state_dict()),
-                      "rng": rng_state(self.learn)}
-        hashes = {"last.pt": atomic_save(checkpoint, self.folder / "last.pt")}
-        if iou is not None and iou > self.state.get("best_iou", -1.0):
+        best = iou is not None and iou > self.state.get("best_iou", -1.0)
+        if best:  # before last.pt, so that a resumed run compares with this epoch
             self.state["best_iou"] = float(iou)
-            checkpoint.pop("opt"), checkpoint.pop("rng")
-            checkpoint["state"] = dict(self.state)
-            hashes["best.pt"] = atomic_save(checkpoint, self.folder / "best.pt")
+        weights = self.learn.model.state_dict()
+        checkpoint = make_checkpoint(self.manifest, self.state, weights, opt=plain(self.learn.opt.state_dict()),
+                                     rng=rng_state(self.learn), fit=fit_state(self.learn))
+        hashes = {"last.pt": atomic_save(checkpoint, self.folder / "last.pt")}
+        if best:
+            hashes["best.pt"] = atomic_save(make_checkpoint(self.manifest, self.state, weights), self.folder / "best.pt")
         self.manifest.setdefault("checkpoints", {}).update(hashes)
         self.manifest["state"] = dict(self.state)
         write_json(self.manifest, self.folder / "manifest.json")
+
+
+def fit_state(learn) -> dict:
+    """What fastai carries from epoch to epoch of one fit: the smoothed train loss (history's ``train_loss``)
+    and, in mixed precision, the loss scale."""
+    scaler = getattr(learn, "scaler", None)
+    return {"smooth_loss": [learn.recorder.smooth_loss.val, learn.recorder.smooth_loss.count],
+            "scaler": scaler.state_dict() if scaler is not None else None}
+
+
+def set_fit_state(learn, state: dict) -> None:
+    learn.recorder.smooth_loss.val, learn.recorder.smooth_loss.count = state["smooth_loss"]
+    if state["scaler"] and getattr(learn, "scaler", None) is not None:
+        learn.scaler.load_state_dict(state["scaler"])
 
 
 def rng_state(learn) -> dict:
@@ -160,6 +201,7 @@ def rng_state(learn) -> dict:
 
 def set_rng_state(learn, state: dict) -> None:
     as_tuple = lambda v: tuple(as_tuple(x) for x in v) if isinstance(v, list) else v  # noqa: E731
+    learn.dls.n_inp  # fastai works it out once with an augmented batch (random draws), as the saved run already did
     torch.set_rng_state(state["torch"])
     random.setstate(as_tuple(state["python"]))
     learn.dls.train.rng.setstate(as_tuple(state["dl"]))
@@ -191,6 +233,35 @@ def append_history(path: Path, row: dict) -> None:
         writer.writerow(row)
 
 
+def trim_history(path: Path, state: dict) -> None:
+    """Drop the history rows past a checkpoint's ``state`` (epochs whose checkpoint a kill prevented)."""
+    if path.exists():
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+        kept = [r for r in rows if (int(r["phase"]), int(r["epoch"])) <= (state["phase"], state["epochs_done"])]
+        if len(kept) < len(rows):
+            with open(path, "w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+                writer.writeheader()
+                writer.writerows(kept)
+
+
+def is_finished(folder: Path) -> bool:
+    """Whether the model trained in ``folder`` completed its schedule: ``last.pt``'s own state (phase and
+    epochs done) against the settings it was trained with."""
+    try:
+        ckpt = read_checkpoint(Path(folder) / "last.pt")
+    except (FileNotFoundError, ValueError):
+        return False
+    s, state = ckpt["manifest"]["settings"], ckpt["state"]
+    end = (2, s["epochs_unfrozen"]) if s["epochs_unfrozen"] else (1, s["epochs_frozen"])
+    return (state["phase"], state["epochs_done"]) >= end
+
+
+class StaleCheckpoint(ValueError):
+    """A checkpoint of an older format."""
+
+
 def read_checkpoint(path: Path, verify: bool = True) -> dict:
     """A checkpoint written by :class:`Checkpointer`, loaded safely; a clear error if it is not one."""
     path = Path(path)
@@ -203,12 +274,21 @@ def read_checkpoint(path: Path, verify: bool = True) -> dict:
             raise ValueError(f"checkpoint {path} was modified after training wrote it (SHA-256 differs from {manifest_file})")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # unpickling errors come in many types
-        raise ValueError(f"{path} is not a readable clothparse checkpoint ({type(e).__name__}: {e})") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT or "model" not in ckpt:
+    except pickle.UnpicklingError:  # torch refuses anything but tensors and plain values
+        raise ValueError(f"{path} is not a clothparse checkpoint (it is not only tensors and plain values); "
+                         "it will not be unpickled, as that could run code") from None
+    except Exception as e:  # truncated or corrupt files fail in many ways
+        raise ValueError(f"{path} is not a readable clothparse checkpoint ({type(e).__name__}: "
+                         f"{(str(e).splitlines() or [''])[0]})") from None
+    if isinstance(ckpt, dict) and isinstance(ckpt.get("format"), int) and ckpt["format"] < CHECKPOINT_FORMAT:
+        raise StaleCheckpoint(f"{path} was written by an older clothparse (checkpoint format {ckpt['format']}, "
+                              f"now {CHECKPOINT_FORMAT}): train the model again")
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT or \
+            not {"manifest", "state", "model"} <= set(ckpt):
         raise ValueError(f"{path} is not a clothparse checkpoint (format {CHECKPOINT_FORMAT})")
-    if verify and ckpt.get("model_sha256") != state_digest(ckpt["model"]):
-        raise ValueError(f"checkpoint {path} was modified: its weights do not match the digest written with them")
+    if verify and ckpt.get("digest") != checkpoint_digest(ckpt):
+        raise ValueError(f"checkpoint {path} was modified: its manifest, state or weights do not match the digest "
+                         "written with them")
     ckpt["manifest"] = json.loads(ckpt["manifest"])
     return ckpt
 
@@ -267,15 +347,19 @@ def train_model(prepared: PreparedData, model_name: str, settings: TrainSettings
     if not progress:
         learn.remove_cbs([cb for cb in learn.cbs if type(cb).__name__ == "ProgressCallback"])
         learn.logger = lambda *_: None
-    opt_state = None
+    opt_state = fit = None
     if resume and (folder / "last.pt").exists():
-        ckpt = read_checkpoint(folder / "last.pt")
-        same = {k: ckpt["manifest"][k] for k in ("model", "seed", "settings", "size", "data")} == \
+        try:
+            ckpt = read_checkpoint(folder / "last.pt")
+        except StaleCheckpoint:  # an older clothparse's: start afresh, as after a change of settings
+            ckpt = {"manifest": {}}
+        same = {k: ckpt["manifest"].get(k) for k in ("model", "seed", "settings", "size", "data")} == \
                {k: manifest[k] for k in ("model", "seed", "settings", "size", "data")}
         if same:
             learn.model.load_state_dict(ckpt["model"])
-            state, opt_state, rng = ckpt["state"], ckpt.get("opt"), ckpt.get("rng")
+            state, opt_state, rng, fit = ckpt["state"], ckpt.get("opt"), ckpt.get("rng"), ckpt.get("fit")
             manifest["checkpoints"] = ckpt["manifest"].get("checkpoints", {})
+            trim_history(folder / "history.csv", state)
             print(f"resuming {model_name} from phase {state['phase']}, epoch {state['epochs_done']}")
     if not opt_state:  # a fresh start: forget any earlier history of this model
         for f in ("history.csv", "last.pt", "best.pt"):
@@ -297,7 +381,7 @@ def train_model(prepared: PreparedData, model_name: str, settings: TrainSettings
                 set_rng_state(learn, rng)
             opt_state = None
             state.update(phase=phase, epochs_done=start)
-            cb = Checkpointer(folder, manifest, phase, start, state)
+            cb = Checkpointer(folder, manifest, phase, start, state, fit if start else None)
             learn.fit_one_cycle(epochs, lr, wd=settings.wd, start_epoch=start, cbs=[cb])
             state.update(phase=phase + 1, epochs_done=0)
     return folder

@@ -1,5 +1,8 @@
+import io
 import os
+import struct
 import tempfile
+import zlib
 from pathlib import Path
 
 import pytest
@@ -44,3 +47,18 @@ def ccp_root() -> Path:
             pytest.fail(message)
         pytest.skip(message)
     return root
+
+
+@pytest.fixture
+def bomb_png(tmp_path) -> Path:
+    """A 1x1 PNG whose header claims 30000x30000 pixels (far above PIL's decompression-bomb limit)."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (1, 1)).save(buf, "PNG")
+    data = bytearray(buf.getvalue())
+    data[16:24] = struct.pack(">II", 30000, 30000)  # IHDR width, height
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))  # IHDR checksum
+    path = tmp_path / "bomb.png"
+    path.write_bytes(bytes(data))
+    return path

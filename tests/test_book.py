@@ -69,7 +69,7 @@ def test_committed_chapters_carry_the_published_full_run(chapter):
     assert 'profile = "full"' in _injected(ROOT / "book" / f"{chapter}.ipynb"), \
         "the committed book is the full profile's GPU run (scripts/gpu_book.sh)"
     code = [c for c in book.source_cells(nb) if c.cell_type == "code"]
-    assert all(c.execution_count for c in code)
+    assert all(c.execution_count for c in code) and book.unfinished(nb) is None
     assert not [o for c in code for o in c.outputs if o.output_type == "error"]
 
 
@@ -117,6 +117,8 @@ def test_runner_reports_the_failing_cell_and_resumes_from_it(tmp_path):
     assert "In [4] (raise ValueError('boom'))" in str(e) and "--from b" in str(e)
     partial = _read(e.notebook)
     assert partial.cells[1].execution_count is not None  # what ran before the failure is kept
+    with pytest.raises(RuntimeError, match="chapter 'b' is not rendered: its execution failed"):
+        book.build_html(root)
     assert "c" not in book.chapter_times(tmp_path / "runs" / "smoke").index
     _tiny_book(tmp_path, {"b": ["y = 2"]})
     assert _statuses(run(start="b")) == {"a": "skipped", "b": "executed", "c": "executed"}
@@ -124,6 +126,38 @@ def test_runner_reports_the_failing_cell_and_resumes_from_it(tmp_path):
         run(start="nope")
     with pytest.raises(ValueError, match="unknown profile"):
         book.run_book("nope", root=root, chapters=("a",))
+
+
+class Killed(Exception):
+    pass
+
+
+def test_killed_chapter_is_re_executed_and_never_rendered(tmp_path, monkeypatch):
+    """`book run --force` killed inside a chapter: its old stamp is gone from disk, the next run executes it,
+    and until then the half-executed notebook is refused by the renderer."""
+    import papermill
+
+    root = _tiny_book(tmp_path, {"a": ["x = 1"], "b": ["y = 2"]})
+    run = lambda **kw: book.run_book("smoke", root=root, runs_dir=tmp_path / "runs", chapters=("a", "b"),
+                                     progress=False, **kw)
+    run()
+
+    def killed_mid_chapter(input_path, output_path, **kwargs):  # papermill saves as cells run, then the kill
+        nb = _read(input_path)
+        for cell, status in zip(nb.cells, ["completed", "running", "pending"]):
+            cell.metadata["papermill"] = {"status": status}
+        nbformat.write(nb, output_path)
+        raise Killed
+
+    monkeypatch.setattr(papermill, "execute_notebook", killed_mid_chapter)
+    with pytest.raises(Killed):
+        run(force=True)
+    monkeypatch.undo()
+    assert "a" not in json.loads((tmp_path / "runs" / "smoke" / "book-stamps.json").read_text())
+    with pytest.raises(RuntimeError, match="chapter 'a' is not rendered: its execution did not finish"):
+        book.build_html(root)
+    assert _statuses(run()) == {"a": "executed", "b": "skipped"}
+    assert book.unfinished(_read(root / "book" / "a.ipynb")) is None
 
 
 # --- nbval catches a regression ---

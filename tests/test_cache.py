@@ -1,3 +1,10 @@
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -79,3 +86,56 @@ def test_class_stats_against_naive_count(tmp_path):
     for c in range(N_CLASSES):
         assert stats["images"].iloc[c] == sum((m == c).any() for m in masks)
         assert stats["pixel_share_%"].iloc[c] == pytest.approx(100 * (masks == c).mean())
+
+
+class StopsIteration(SyntheticSource):
+    """A reader bug that escapes as StopIteration, which silently ends a ``map`` over the images."""
+
+    def read(self, image_id):
+        if image_id.endswith("3"):
+            raise StopIteration
+        return super().read(image_id)
+
+
+def test_a_build_never_ends_early_without_saying_so(tmp_path):
+    with pytest.raises(RuntimeError, match="stopped early at image .*3: 3 cached and 0 skipped of 6"):
+        build_cache(StopsIteration(n=6), (64, 64), root=tmp_path, workers=1, progress=False)
+    assert not list(tmp_path.glob("*/manifest.json"))
+
+
+STUCK_BUILD = """
+import os, sys
+from clothparse_lib.data import build_cache
+from clothparse_lib.data.synthetic import SyntheticSource
+never, _ = os.pipe()
+
+class Stuck(SyntheticSource):
+    def read(self, image_id):
+        print(os.getpid(), flush=True)
+        os.read(never, 1)  # nothing is ever written: the worker is busy until the build is killed
+
+build_cache(Stuck(n=8), (32, 32), root=sys.argv[1], workers=2, progress=False)
+"""
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")
+def test_killed_build_leaves_no_worker_running(tmp_path):
+    build = subprocess.Popen([sys.executable, "-c", STUCK_BUILD, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    workers = [int(build.stdout.readline()) for _ in range(2)]
+    build.kill()  # SIGKILL: no clean-up code of the build runs
+    build.wait()
+    try:
+        deadline = time.monotonic() + 10
+        while any(map(_running, workers)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(map(_running, workers)), "reader processes outlived the killed build"
+    finally:
+        for pid in filter(_running, workers):
+            os.kill(pid, signal.SIGKILL)

@@ -1,9 +1,13 @@
 """Data variants of a run and Table 1 on the smoke profile (synthetic data, skin-blob person detector)."""
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
+import pytest
 
 from clothparse_lib import paper
 from clothparse_lib.experiments import Run, table1
+from clothparse_lib.profiles import get_profile
 
 
 def test_refined_variant_keeps_the_split_and_crops(tmp_path):
@@ -46,3 +50,36 @@ def test_review_decisions_are_applied_to_the_refined_index(tmp_path):
     review.to_csv(tmp_path / "review.csv", index=False)
     kept = run.refined_index().set_index("image_id").loc[review["image_id"].iloc[0]]
     assert kept["use"] and kept["reason"] == "reviewed: keep"
+
+
+class Killed(Exception):
+    pass
+
+
+@pytest.mark.filterwarnings("ignore:.*RANDOMLY INITIALISED")  # weights=None: fast, and enough here
+def test_model_killed_before_its_checkpoint_is_resumed_not_taken_as_finished(tmp_path, monkeypatch):
+    """1 + 1 epochs, killed in phase 2 between the epoch's history row and its last.pt: the next ensure
+    resumes phase 2 (two history rows do not make a finished model) and leaves no duplicated row."""
+    from clothparse_lib import training
+
+    smoke = get_profile("smoke")
+    tiny = replace(smoke, size=(32, 32), source_params={"n": 24, "seed": 0, "height": 64, "width": 64},
+                   train=replace(smoke.train, weights=None))
+    run = Run(tiny, tmp_path, progress=False, device="cpu")
+    save = training.atomic_save
+
+    def killed_before_phase_2_checkpoint(obj, path):
+        if path.name == "last.pt" and obj["state"]["phase"] == 2:
+            raise Killed("killed before last.pt")
+        return save(obj, path)
+
+    monkeypatch.setattr(training, "atomic_save", killed_before_phase_2_checkpoint)
+    with pytest.raises(Killed):
+        run.ensure("plain_unet", "base", evaluate_on="base")
+    monkeypatch.undo()
+    folder = run.model_dir("plain_unet", "base")
+    assert len(pd.read_csv(folder / "history.csv")) == 2  # the row of the epoch whose checkpoint was never written
+    run.ensure("plain_unet", "base", evaluate_on="base")
+    assert training.read_checkpoint(folder / "last.pt")["state"]["phase"] == 2
+    history = pd.read_csv(folder / "history.csv")
+    assert list(zip(history["phase"], history["epoch"])) == [(1, 1), (2, 1)]

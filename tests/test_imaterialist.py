@@ -50,6 +50,7 @@ def test_adjacent_runs_merge_and_empty_rle():
     ("10 5", "beyond"),
     ("1 5 3 2", "overlap"),
     ("6 2 1 2", "increasing"),
+    ("1 99999999999999999999", "too large"),  # beyond int64
 ])
 def test_malformed_rle_is_a_clear_error(rle, message):
     with pytest.raises(ValueError, match=message):
@@ -99,30 +100,38 @@ def _rewrite(root, **changes):
 
 @pytest.mark.parametrize("changes, reason", [
     ({"EncodedPixels": "1 2 3"}, "bad_rle"),
+    ({"EncodedPixels": "1 99999999999999999999"}, "bad_rle"),  # too large for int64
     ({"Height": "100"}, "size_mismatch"),
+    ({"Height": ""}, "bad_size"),
+    ({"Width": "wide"}, "bad_size"),
 ])
 def test_bad_rows_name_the_image_and_reason(kaggle, changes, reason):
-    root, _ = kaggle
+    root, expected = kaggle
     first = _rewrite(root, **changes)
     src = IMaterialistSource(root)
     with pytest.raises(DataError, match=reason) as e:
         src.read(first)
     assert e.value.image_id == first
     cache = build_cache(src, (64, 64), root=root / "cache", workers=1, progress=False)  # skip mode counts it
-    assert first not in set(cache.index["image_id"])
+    assert first not in set(cache.index["image_id"]) and len(cache) == len(expected) - 1
     assert cache.manifest["skipped_while_caching"]["counts"] == {reason: 1}
+    with pytest.raises(DataError, match=reason):
+        build_cache(src, (64, 64), root=root / "cache", workers=1, progress=False, on_error="raise", force=True)
 
 
-def test_missing_and_corrupt_images(kaggle):
+def test_missing_and_corrupt_images(kaggle, bomb_png):
     root, expected = kaggle
     ids = sorted(expected)
     (root / "train" / ids[0]).unlink()
     (root / "train" / ids[1]).write_bytes(b"not a jpeg")
+    (root / "train" / ids[2]).write_bytes(bomb_png.read_bytes())
     src = IMaterialistSource(root)
     with pytest.raises(DataError, match="missing"):
         src.read(ids[0])
     with pytest.raises(DataError, match="unreadable"):
         src.read(ids[1])
+    with pytest.raises(DataError, match="too large"):
+        src.read(ids[2])
     with pytest.raises(DataError, match="missing"):
         build_cache(src, (64, 64), root=root / "cache", workers=1, progress=False, on_error="raise")
 
@@ -143,6 +152,8 @@ def test_image_id_escaping_the_folder_is_refused(kaggle):
     src = IMaterialistSource(root)
     with pytest.raises(DataError, match="escape"):
         src.read("../outside.jpg")
+    cache = build_cache(src, (64, 64), root=root / "cache", workers=1, progress=False)
+    assert cache.manifest["skipped_while_caching"]["counts"] == {"path_escape": 1}
 
 
 def test_empty_after_filtering_and_missing_files(tmp_path):

@@ -1,5 +1,6 @@
 """clothparse train + evaluate + predict end to end on the synthetic set, checkpoints, resume."""
 import json
+import shutil
 import warnings
 
 import numpy as np
@@ -77,6 +78,22 @@ def test_tampered_or_wrong_checkpoints_are_refused(trained, tmp_path):
     torch.save({"weights": torch.zeros(3)}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="not a clothparse checkpoint"):
         read_checkpoint(tmp_path / "other.pt")
+    ckpt = torch.load(best, weights_only=True)  # the manifest inside relabelled: the digest covers it too
+    ckpt["manifest"] = ckpt["manifest"].replace('"model": "extended"', '"model": "plain_unet"')
+    torch.save(ckpt, tmp_path / "relabelled.pt")
+    with pytest.raises(ValueError, match="was modified: its manifest, state or weights"):
+        read_checkpoint(tmp_path / "relabelled.pt")
+    torch.save({"format": 2, "model": Arbitrary()}, tmp_path / "pickle.pt")
+    with pytest.raises(ValueError, match="not a clothparse checkpoint .* will not be unpickled") as refused:
+        read_checkpoint(tmp_path / "pickle.pt")
+    assert "weights_only" not in str(refused.value), "no advice to unpickle it anyway"
+    torch.save({"format": 1, "manifest": "{}", "state": {}, "model": {}}, tmp_path / "old.pt")
+    with pytest.raises(ValueError, match="older clothparse"):
+        read_checkpoint(tmp_path / "old.pt")
+
+
+class Arbitrary:
+    """Any object but tensors and plain values: unpickling it could run code."""
 
 
 def test_cli_evaluate_writes_results(trained, capsys):
@@ -122,6 +139,47 @@ def test_cli_predict(trained, tmp_path, capsys):
     assert (tmp_path / "by_name" / "photo0.png").exists()
 
 
+def test_predict_never_overwrites_a_photo_and_keeps_outputs_apart(trained, tmp_path, capsys):
+    best = str(trained / "models" / "extended" / "best.pt")
+    photos = {"a": tmp_path / "a" / "photo.jpg", "b": tmp_path / "b" / "photo.png"}  # the same name twice
+    for i, path in enumerate(photos.values()):
+        path.parent.mkdir()
+        Image.fromarray(make_sample(600 + i, 9, 150, 100).image).save(path)
+    mine = photos["b"].read_bytes()
+    assert main(["predict", "--checkpoint", best, "--out", str(photos["b"].parent), str(photos["b"])]) == 2
+    assert "holds input photos" in capsys.readouterr().err and photos["b"].read_bytes() == mine
+    out = tmp_path / "out"
+    assert main(["predict", "--checkpoint", best, "--out", str(out), str(photos["a"]), str(photos["b"])]) == 0
+    assert json.loads((out / "photo.json").read_text())["image"] == str(photos["a"])
+    assert json.loads((out / "photo-2.json").read_text())["image"] == str(photos["b"])
+    assert "written as photo-2" in capsys.readouterr().out
+    (tmp_path / "notes.txt").write_text("mine")
+    assert main(["predict", "--checkpoint", best, "--out", str(tmp_path / "notes.txt"), str(photos["a"])]) == 2
+    assert "is a file" in capsys.readouterr().err and (tmp_path / "notes.txt").read_text() == "mine"
+    (tmp_path / "broken.jpg").write_bytes(b"not an image")
+    assert main(["predict", "--checkpoint", best, "--out", str(tmp_path / "nothing"), str(tmp_path / "broken.jpg")]) == 1
+    assert not (tmp_path / "nothing").exists(), "no output folder when every photo failed"
+
+
+def test_predict_reports_an_oversized_photo_and_parses_the_others(trained, tmp_path, bomb_png, capsys):
+    photo = tmp_path / "photo.jpg"
+    Image.fromarray(make_sample(700, 9, 150, 100).image).save(photo)
+    code = main(["predict", "--checkpoint", str(trained / "models" / "extended" / "best.pt"), "--out",
+                 str(tmp_path / "out"), str(bomb_png), str(photo)])
+    err = capsys.readouterr().err
+    assert code == 1 and f"{bomb_png}: image file too large" in err and len(err.splitlines()) == 1
+    assert (tmp_path / "out" / "photo.png").exists()
+
+
+def test_evaluate_refuses_a_checkpoint_of_another_model(trained, tmp_path, capsys):
+    folder = tmp_path / "models" / "plain_unet"  # holding the extended model
+    folder.mkdir(parents=True)
+    shutil.copy(trained / "models" / "extended" / "best.pt", folder / "best.pt")
+    assert main(["evaluate", *TRAIN, "--model", "plain_unet", "--run-dir", str(tmp_path)]) == 2
+    assert "its manifest says model 'extended' (asked: 'plain_unet')" in capsys.readouterr().err
+    assert not (folder / "evaluation.json").exists()
+
+
 class Killed(Exception):
     pass
 
@@ -147,8 +205,7 @@ def test_killed_run_resumes_where_it_stopped(tmp_path, monkeypatch):
     resumed = pd.read_csv(tmp_path / "a" / "models" / "plain_unet" / "history.csv")
     straight = pd.read_csv(tmp_path / "b" / "models" / "plain_unet" / "history.csv")
     assert list(resumed[["phase", "epoch"]].itertuples(index=False)) == [(1, 1), (1, 2), (2, 1)]
-    # Weights, optimizer and random generators are restored, so the resumed run follows the straight one
-    # closely (not bit for bit: measured 1-2 % apart in the losses after the kill).
-    assert np.allclose(resumed["valid_loss"], straight["valid_loss"], rtol=0.05)
-    assert np.allclose(resumed["train_loss_ce"], straight["train_loss_ce"], rtol=0.05)
+    # Weights, optimizer, random generators and fastai's smoothed loss are restored: the resumed run repeats
+    # the straight one (before: 1-5 % apart after the kill, fastai's n_inp drawing random numbers on resuming).
+    pd.testing.assert_frame_equal(resumed.drop(columns="seconds"), straight.drop(columns="seconds"))
     assert resumed["valid_loss"].iloc[1] < 0.95 * resumed["valid_loss"].iloc[0], "not restarted from scratch"

@@ -102,6 +102,8 @@ def read_rgb(path: Path, image_id: str) -> np.ndarray:
             return np.asarray(im.convert("RGB"))
     except FileNotFoundError:
         raise DataError(image_id, f"image file missing: {path}") from None
+    except Image.DecompressionBombError as e:  # a header claiming a huge size: refused before decoding
+        raise DataError(image_id, f"image file too large: {path} ({e})") from None
     except (UnidentifiedImageError, OSError, SyntaxError) as e:
         raise DataError(image_id, f"image file unreadable ({type(e).__name__}: {e}): {path}") from None
 
@@ -109,7 +111,7 @@ def read_rgb(path: Path, image_id: str) -> np.ndarray:
 def safe_child(folder: Path, name: str, image_id: str) -> Path:
     """folder/name, refusing names that would leave the folder (``../``, absolute paths, separators)."""
     if not name or name in (".", "..") or "/" in name or "\\" in name or "\x00" in name:
-        raise DataError(image_id, f"file name {name!r} would escape {folder}")
+        raise DataError(image_id, f"path_escape: file name {name!r} would escape {folder}")
     return folder / name
 
 

@@ -10,10 +10,13 @@ folder that looks complete. Images are resized (squashed, as the paper resizes e
 """
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import hashlib
 import json
 import os
 import shutil
+import signal
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -86,6 +89,13 @@ def _init_worker(source: Source) -> None:
     _worker_source = source
 
 
+def _init_pool_worker(source: Source) -> None:
+    """A reader process that Linux ends when the process that started it dies: a killed build leaves no workers."""
+    with contextlib.suppress(OSError, AttributeError):  # no prctl: not Linux
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
+    _init_worker(source)
+
+
 def _load(args) -> tuple[str, object]:
     """Read and resize one image in a worker: ("ok", (image, mask, row)) or ("error", reason)."""
     image_id, (h, w) = args
@@ -129,7 +139,7 @@ def build_cache(source: Source, size=(288, 192), root: Path | None = None, worke
         workers = workers or len(os.sched_getaffinity(0))
         jobs = [(i, (h, w)) for i in ids]
         if workers > 1:
-            pool = ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(source,))
+            pool = ProcessPoolExecutor(workers, initializer=_init_pool_worker, initargs=(source,))
             results = pool.map(_load, jobs, chunksize=4)
         else:
             pool = None
@@ -148,6 +158,9 @@ def build_cache(source: Source, size=(288, 192), root: Path | None = None, worke
         finally:
             if pool is not None:
                 pool.shutdown(cancel_futures=True)
+        if len(rows) + skipped.total != len(ids):  # e.g. a StopIteration escaping a reader ends the loop silently
+            raise RuntimeError(f"caching {source.name} stopped early at image {ids[len(rows) + skipped.total]}: "
+                               f"{len(rows)} cached and {skipped.total} skipped of {len(ids)}")
         if not rows:
             raise DataError(source.name, f"no image could be read ({skipped})")
         images.flush()

@@ -33,11 +33,13 @@ def _parse_runs(rle: str, n_pixels: int) -> tuple[np.ndarray, np.ndarray]:
     if not isinstance(rle, str):
         raise ValueError(f"RLE must be a string, got {type(rle).__name__}")
     tokens = rle.split()
+    bad = next((t for t in tokens if not t.lstrip("+-").isdigit()), None)
+    if bad is not None:
+        raise ValueError(f"RLE has a non-numeric token {bad!r}")
     try:
         nums = np.array(tokens, dtype=np.int64)
-    except (ValueError, OverflowError):
-        bad = next(t for t in tokens if not t.lstrip("+-").isdigit())
-        raise ValueError(f"RLE has a non-numeric token {bad!r}") from None
+    except OverflowError:
+        raise ValueError(f"RLE value too large: {max(tokens, key=len)}") from None
     if nums.size % 2:
         raise ValueError(f"RLE has an odd number of values ({nums.size})")
     starts, lengths = nums[0::2] - 1, nums[1::2]
@@ -154,7 +156,11 @@ class IMaterialistSource:
     def read(self, image_id: str) -> Sample:
         rows = self._rows[image_id]
         image = read_rgb(safe_child(self.root / "train", image_id, image_id), image_id)
-        sizes = set(zip(rows["Height"].astype(int), rows["Width"].astype(int)))
+        height, width = (pd.to_numeric(rows[col], errors="coerce") for col in ("Height", "Width"))
+        for col, values in (("Height", height), ("Width", width)):
+            if values.isna().any() or (values % 1 != 0).any():
+                raise DataError(image_id, f"bad_size: {col} missing or not a whole number ({rows[col].tolist()})")
+        sizes = set(zip(height.astype(int), width.astype(int)))
         if len(sizes) != 1:
             raise DataError(image_id, f"size_mismatch: rows disagree on the image size {sorted(sizes)}")
         h, w = sizes.pop()
