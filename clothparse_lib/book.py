@@ -146,12 +146,16 @@ def run_book(profile: str, root: Path = ROOT, runs_dir=None, data_dir=None, star
 def _train_first(profile: str, run_dir: Path, jobs: int | None, progress: bool) -> None:
     """With several jobs, every model the book needs is trained (and evaluated) before the chapters run."""
     from .experiments import Run
-    from .parallel import default_jobs, train_concurrently
+    from .parallel import TrainingsFailed, default_jobs, train_concurrently
 
     jobs = jobs or default_jobs()
     if jobs > 1:
         t = time.perf_counter()
-        trained = train_concurrently(Run.open(profile, run_dir, progress=progress), jobs, progress=progress)
+        try:
+            trained = train_concurrently(Run.open(profile, run_dir, progress=progress), jobs, progress=progress)
+        except TrainingsFailed as e:  # the chapters train the failed ones again, one at a time, and show any error
+            print(f"[book] {e}\n[book] the chapters will train these one at a time", file=sys.stderr, flush=True)
+            trained = e.done
         if trained:
             _record_time(run_dir / "book-times.csv", "trainings (concurrent)", time.perf_counter() - t)
         if progress:

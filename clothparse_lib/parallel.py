@@ -47,9 +47,18 @@ def _train_and_evaluate(profile: str, run_dir: str, data_dir: str | None, device
     return tag(model, variant, seed)
 
 
+class TrainingsFailed(RuntimeError):
+    """Some of the concurrent trainings failed (``failures``: tag -> error); the others (``done``) completed."""
+
+    def __init__(self, failures: dict[str, str], done: list[str]):
+        super().__init__(f"{len(failures)} of {len(failures) + len(done)} trainings failed:\n" +
+                         "\n".join(f"  {name}: {error}" for name, error in failures.items()))
+        self.failures, self.done = failures, done
+
+
 def train_concurrently(run: Run, jobs: int, progress: bool = True) -> list[str]:
     """Train and evaluate every planned model of ``run`` that is not done yet, ``jobs`` at a time; returns the
-    tags trained. Raises ``RuntimeError`` naming every training that failed (the others complete)."""
+    tags trained. Raises :class:`TrainingsFailed` naming every training that failed (the others complete)."""
     if jobs < 1:
         raise ValueError(f"jobs must be at least 1, got {jobs}")
     run.base(), run.refined()  # the caches and splits, once, before the workers read them
@@ -69,7 +78,7 @@ def train_concurrently(run: Run, jobs: int, progress: bool = True) -> list[str]:
                 future.result()
             except Exception as e:  # noqa: BLE001 - reported with the others below
                 failures[futures[future]] = f"{type(e).__name__}: {e}"
+    done = [name for name in futures.values() if name not in failures]
     if failures:
-        raise RuntimeError(f"{len(failures)} of {len(todo)} trainings failed:\n" +
-                           "\n".join(f"  {name}: {error}" for name, error in failures.items()))
-    return [futures[f] for f in futures]
+        raise TrainingsFailed(failures, done)
+    return done
