@@ -70,5 +70,5 @@ def make_dataloaders(cache: Cache, split, stats: tuple, batch_size: int = 16, de
 
 def test_loader(cache: Cache, split, stats: tuple, batch_size: int = 16, device=None, name: str = "test") -> TfmdDL:
     """Un-augmented loader of a split, in cache order (for evaluation)."""
-    return TfmdDL(CacheDataset(cache, split_rows(cache, split, name)), bs=batch_size, shuffle=False,
+    return TfmdDL(CacheDataset(cache, split_rows(cache, split, name)), bs=batch_size, shuffle=False, num_workers=0,
                   after_batch=batch_transforms(stats, False), device=device or default_device())
