@@ -20,7 +20,7 @@ from .experiments import Run, planned_trainings, tag
 from .profiles import get_profile
 
 GPU_MEMORY_PER_JOB = 6 * 2**30  # generous: a batch-16 training at 288x192 with mixed precision peaks at ~3 GiB
-MAX_JOBS = 12
+MAX_JOBS = 16  # the fastai loop keeps about one CPU core busy per training
 
 
 def default_jobs(device: str | None = None) -> int:

@@ -64,10 +64,10 @@ def test_reference_has_the_chapters_cells(chapter):
 
 
 @pytest.mark.parametrize("chapter", book.CHAPTERS)
-def test_committed_chapters_carry_the_published_full_run(chapter):
+def test_committed_chapters_carry_the_published_run(chapter):
     nb = _read(ROOT / "book" / f"{chapter}.ipynb")
-    assert 'profile = "full"' in _injected(ROOT / "book" / f"{chapter}.ipynb"), \
-        "the committed book is the full profile's GPU run (scripts/gpu_book.sh)"
+    assert f'profile = "{book.PUBLISHED_PROFILE}"' in _injected(ROOT / "book" / f"{chapter}.ipynb"), \
+        f"the committed book is the {book.PUBLISHED_PROFILE} profile's run: `clothparse book run --profile {book.PUBLISHED_PROFILE}`"
     code = [c for c in book.source_cells(nb) if c.cell_type == "code"]
     assert all(c.execution_count for c in code) and book.unfinished(nb) is None
     assert not [o for c in code for o in c.outputs if o.output_type == "error"]

@@ -1,0 +1,19 @@
+"""Concurrent trainings: what a machine runs at once, and what a training process may not do."""
+from clothparse_lib.dataset import prepare_dataset
+from clothparse_lib import loaders
+from clothparse_lib.parallel import default_jobs
+
+
+def test_one_job_on_a_cpu():
+    assert default_jobs("cpu") == 1
+
+
+def test_loaders_start_no_worker_processes(tmp_path):
+    """Each of the book's concurrent trainings feeds its model from its own process: a loader with worker
+    processes would start one per core per training, each copying the loader's CUDA tensors (the normalisation
+    statistics) into a CUDA context of its own: that ran a GPU out of memory."""
+    prepared = prepare_dataset("smoke", run_dir=tmp_path, progress=False)
+    stats = ((0.5,) * 3, (0.5,) * 3)
+    dls = loaders.make_dataloaders(prepared.cache, prepared.split, stats, batch_size=4, device="cpu")
+    evaluation = loaders.test_loader(prepared.cache, prepared.split, stats, device="cpu")
+    assert [dl.fake_l.num_workers for dl in (dls.train, dls.valid, evaluation)] == [0, 0, 0]  # fastai's worker count
