@@ -27,8 +27,8 @@ from .report import most_confused
 
 REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE = "reproduced", "not reproduced", "inconclusive"
 TOLERANCE = 2.0  # percentage points around a level claim, on top of the seed spread
-RULES = {
-    "difference": "paired over seeds: mean ± std of A − B; the claimed sign and |mean| > std",
+RULES = {  # the "test" column of :func:`claims` -> the rule (the introduction states them in words)
+    "paired difference": "paired over seeds: mean ± std of A − B; the claimed sign and |mean| > std",
     "level": f"the paper's number within mean ± (std + {TOLERANCE:g} points)",
     "every seed": "holds in every seed (none: not reproduced)",
 }
@@ -83,18 +83,18 @@ def claims(run: Run) -> pd.DataFrame:
 
     def add(table, claim, paper_value, kind, verdict):
         rows.append({"table": table, "claim": claim, "paper": paper_value, "this run": verdict.mean, "std": verdict.std,
-                     "seeds": verdict.n, "test": RULES[kind], "verdict": verdict.verdict})
+                     "seeds": verdict.n, "test": kind, "verdict": verdict.verdict})
 
     for a, b in (("extended", "plain_unet"), ("plain_unet", "deeplabv3plus"), ("plain_unet", "deeplabv3"),
                  ("plain_unet", "fpn"), ("class_branch_only", "plain_unet"), ("extended", "class_branch_only"),
                  ("branches", "plain_unet"), ("extended", "branches")):
         gap = t2[label[a]]["iou_excl_bg"] - t2[label[b]]["iou_excl_bg"]
-        add("Table 2", f"{label[a]} beats {label[b]} (IoU excl. bg)", gap, "difference", difference(iou[a], iou[b]))
+        add("Table 2", f"{label[a]} beats {label[b]} (IoU excl. bg)", gap, "paired difference", difference(iou[a], iou[b]))
 
     t1 = _paper_rows("table1_base_vs_refined_plain_unet")
     base = 100 * seed_rows(run, "plain_unet", "base")["iou_excl_bg"]
     add("Table 1", "refinement raises IoU excl. bg (plain U-Net)", t1["Refined"]["iou_excl_bg"] - t1["Base"]["iou_excl_bg"],
-        "difference", difference(iou["plain_unet"], base))
+        "paired difference", difference(iou["plain_unet"], base))
 
     cb = 100 * pd.DataFrame({s: classbranch_row(run.ensure("extended", seed=s)) for s in run.profile.seeds}).T
     t4 = ref["table4_classbranch"]
@@ -104,11 +104,11 @@ def claims(run: Run) -> pd.DataFrame:
     t5 = _paper_rows("table5_gt_injection")
     gt = 100 * seed_rows(run, "extended", mode="gt")["iou_excl_bg"]
     add("Table 5", "ground-truth injection raises IoU excl. bg", t5["With GT"]["iou_excl_bg"] - t5["Without GT"]["iou_excl_bg"],
-        "difference", difference(gt, iou["extended"]))
+        "paired difference", difference(gt, iou["extended"]))
     injected = list(PARTIAL_PRIOR)
     partial = 100 * seed_rows(run, "extended", mode="partial")[injected].mean(axis=1)
     none = 100 * seed_rows(run, "extended", mode="none")[injected].mean(axis=1)
-    add("Figure 5", f"the truth about {' and '.join(injected)} raises their IoU", float("nan"), "difference",
+    add("Figure 5", f"the truth about {' and '.join(injected)} raises their IoU", float("nan"), "paired difference",
         difference(partial, none))
 
     classes = ref["classes"]
