@@ -176,13 +176,17 @@ def ablation_rows(run: Run) -> pd.DataFrame:
 
 def table4(run: Run, model: str = "extended") -> pd.DataFrame:
     """ClassBranch presence scores (F1, F2 macro; exact match; per-class accuracy) beside Table 4, in %."""
-    per_seed = 100 * pd.DataFrame({s: classbranch_row(run.ensure(model, seed=s)) for s in run.profile.seeds}).T
-    mean, std = mean_std(per_seed)
+    mean, std = mean_std(100 * classbranch_rows(run, model))
     ref = paper.numbers()["table4_classbranch"]
     theirs = {"F1": ref["f1"], "F2": ref["f2"], "exact match (% of images)": ref["exact_match_percent_of_images"],
               **{f"accuracy: {g}": v for g, v in ref["per_class_accuracy"].items()}}
     table = pd.DataFrame({"run": mean, "std": std, "paper": pd.Series(theirs)}).loc[list(theirs)].rename_axis("metric")
     return table.assign(diff=table["run"] - table["paper"])
+
+
+def classbranch_rows(run: Run, model: str = "extended") -> pd.DataFrame:
+    """The ClassBranch's presence scores (fractions, labelled as in Table 4), one row per seed of the profile."""
+    return pd.DataFrame({s: classbranch_row(run.ensure(model, seed=s)) for s in run.profile.seeds}).T.rename_axis("seed")
 
 
 def classbranch_row(scores: dict) -> dict:

@@ -21,7 +21,7 @@ import pandas as pd
 
 from . import paper
 from .evaluation import PARTIAL_PRIOR
-from .experiments import Run, classbranch_row, confusion_counts, seed_rows
+from .experiments import Run, classbranch_rows, confusion_counts, seed_rows
 from .metrics import normalize_confusion
 from .report import most_confused
 
@@ -96,7 +96,7 @@ def claims(run: Run) -> pd.DataFrame:
     add("Table 1", "refinement raises IoU excl. bg (plain U-Net)", t1["Refined"]["iou_excl_bg"] - t1["Base"]["iou_excl_bg"],
         "paired difference", difference(iou["plain_unet"], base))
 
-    cb = 100 * pd.DataFrame({s: classbranch_row(run.ensure("extended", seed=s)) for s in run.profile.seeds}).T
+    cb = 100 * classbranch_rows(run)
     t4 = ref["table4_classbranch"]
     for name, paper_value in (("F1", t4["f1"]), ("F2", t4["f2"]), ("exact match (% of images)", t4["exact_match_percent_of_images"])):
         add("Table 4", f"ClassBranch {name}", paper_value, "level", level(cb[name], paper_value))
