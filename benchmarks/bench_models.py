@@ -27,9 +27,15 @@ import warnings
 import numpy as np
 import torch
 
-from clothparse_lib.encoders import ENCODERS, RandomInitWarning
-from clothparse_lib.losses import ClothParsingLoss
-from clothparse_lib.models import MODEL_NAMES, build_model, check_img_size, count_parameters, detach_branches
+from clothparse_lib.models.encoders import ENCODERS, RandomInitWarning
+from clothparse_lib.models.unet import (
+    MODEL_NAMES,
+    build_model,
+    check_img_size,
+    count_parameters,
+    detach_branches,
+)
+from clothparse_lib.training.losses import ClothParsingLoss
 
 warnings.filterwarnings("ignore", category=RandomInitWarning)  # random weights are fine for timing
 

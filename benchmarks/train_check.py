@@ -21,14 +21,15 @@ from pathlib import Path
 
 import torch
 
-from clothparse_lib.book import chapter_times
-from clothparse_lib.dataset import prepare_dataset
-from clothparse_lib.evaluation import evaluate
-from clothparse_lib.loaders import make_dataloaders
+from clothparse_lib.book.runner import chapter_times
+from clothparse_lib.data.loaders import make_dataloaders
+from clothparse_lib.data.prepared import prepare_dataset
+from clothparse_lib.evaluation.scores import evaluate
+from clothparse_lib.models.checkpoints import load_model
+from clothparse_lib.models.unet import build_model
 from clothparse_lib.profiles import get_profile
-from clothparse_lib.losses import ClothParsingLoss
-from clothparse_lib.models import build_model
-from clothparse_lib.training import load_model, train_model
+from clothparse_lib.training.loop import train_model
+from clothparse_lib.training.losses import ClothParsingLoss
 
 
 def synchronize(device: str) -> None:

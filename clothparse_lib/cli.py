@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import argparse
 import subprocess
-import time
 import sys
+import time
 from pathlib import Path
 
 from . import settings
@@ -14,7 +14,7 @@ DATA_DIR_DEFAULT = f"${settings.DATA_DIR_VAR}, else {settings.DEFAULT_DATA_DIR}"
 
 
 def _prepare(args) -> int:
-    from .dataset import prepare_dataset
+    from .data.prepared import prepare_dataset
 
     prepared = prepare_dataset(args.profile, data_dir=args.data_dir, run_dir=args.run_dir, cache_dir=args.cache_dir,
                                size=args.size, workers=args.workers, progress=not args.quiet)
@@ -58,8 +58,8 @@ def _run_dir(args):
 
 
 def _train(args) -> int:
-    from .dataset import prepare_dataset
-    from .training import train_model
+    from .data.prepared import prepare_dataset
+    from .training.loop import train_model
 
     prepared = prepare_dataset(args.profile, data_dir=args.data_dir, run_dir=_run_dir(args), progress=not args.quiet)
     train_settings = _settings(args)
@@ -71,8 +71,8 @@ def _train(args) -> int:
 
 
 def _evaluate(args) -> int:
-    from .dataset import prepare_dataset
-    from .evaluation import evaluate, load_checked, save_evaluation
+    from .data.prepared import prepare_dataset
+    from .evaluation.scores import evaluate, load_checked, save_evaluation
 
     prepared = prepare_dataset(args.profile, data_dir=args.data_dir, run_dir=_run_dir(args), progress=not args.quiet)
     for name in args.model:
@@ -92,7 +92,7 @@ def _predict(args) -> int:
     from PIL import Image
 
     from .data.base import DataError, read_rgb
-    from .inference import Parser
+    from .evaluation.parsing import Parser
     from .taxonomy import parse_classes
 
     present, absent = parse_classes(",".join(args.present)), parse_classes(",".join(args.absent))
@@ -142,8 +142,8 @@ def _output_stems(images: list[Path], out: Path) -> list[str]:
 
 def _refine(args) -> int:
     from .data import open_source
-    from .experiments import Run
-    from .refine import review_gallery, summary
+    from .refinement.refine import review_gallery, summary
+    from .results.run import Run
 
     run = Run.open(args.profile, _run_dir(args), args.data_dir, device=args.device, progress=not args.quiet)
     index = run.refined_index()
@@ -157,7 +157,8 @@ def _refine(args) -> int:
 
 
 def _table1(args) -> int:
-    from .experiments import Run, table1
+    from .results.ablations import table1
+    from .results.run import Run
 
     run = Run.open(args.profile, _run_dir(args), args.data_dir, device=args.device, progress=not args.quiet)
     table = table1(run)
@@ -179,7 +180,7 @@ def _run_arguments(p: argparse.ArgumentParser, models: bool = False) -> None:
 def _book_run(args) -> int:
     import json
 
-    from .book import ChapterFailed, run_book
+    from .book.runner import ChapterFailed, run_book
     from .data.ccp import locate
     from .profiles import get_profile
 
@@ -208,7 +209,7 @@ def _book_run(args) -> int:
 
 
 def _book_references(args) -> int:
-    from .book import ROOT, write_references
+    from .book.runner import ROOT, write_references
 
     for path in write_references(Path(args.dest) if args.dest else ROOT / "tests" / "notebooks"):
         print(path)
@@ -216,7 +217,7 @@ def _book_references(args) -> int:
 
 
 def _book_build(args, t0: float | None = None) -> int:
-    from .book import build_html
+    from .book.runner import build_html
 
     t = t0 or time.perf_counter()
     try:
@@ -283,7 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     _run_arguments(t1)
     t1.set_defaults(func=_table1)
 
-    from .persons import add_persons_parser
+    from .refinement.persons import add_persons_parser
     add_persons_parser(sub)
 
     b = sub.add_parser("book", help="run the book's chapters with papermill and render them with jupyter-book")

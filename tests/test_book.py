@@ -16,8 +16,9 @@ import yaml
 from nbformat.v4 import new_code_cell, new_notebook
 
 from clothparse_lib import book
-from clothparse_lib.experiments import Run, planned_trainings
 from clothparse_lib.data.fixtures import write_imaterialist_fixture
+from clothparse_lib.results.plan import planned_trainings
+from clothparse_lib.results.run import Run
 
 ROOT = book.ROOT
 REFERENCES = ROOT / "tests" / "notebooks"

@@ -43,7 +43,7 @@ def test_console_script_is_installed():
 
 def test_checkpoint_by_model_name(tmp_path, capsys):
     """--checkpoint takes a file or a model of the run folder: its own folder, else the book's refined training."""
-    from clothparse_lib.inference import resolve_checkpoint
+    from clothparse_lib.evaluation.parsing import resolve_checkpoint
 
     models = tmp_path / "runs" / "demo" / "models"
     for name in ("extended-refined", "plain_unet", "plain_unet-refined", "plain_unet-base"):

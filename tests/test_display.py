@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from clothparse_lib import book, paper, report, viz
+from clothparse_lib import book, paper
+from clothparse_lib.results import viz
 
 matplotlib.use("Agg")
 
@@ -37,7 +38,7 @@ def test_chapters_show_a_dash_for_missing_numbers(shell, tmp_path):
         table = pd.DataFrame({"run": [60.0, 55.5], "paper": [61.0, np.nan], "n": pd.array([3, None], dtype="Int64")},
                              index=["Our model", "smp Unet"])
         data, _ = shell.display_formatter.format(table)
-        assert report.table_html(table) == data["text/html"]
+        assert book.table_html(table) == data["text/html"]
     html = data["text/html"]
     assert html.count("<td>–</td>") == 2 and "NaN" not in html and "&lt;NA&gt;" not in html
     assert "<td>61.00</td>" in html  # the chapters' number format still applies

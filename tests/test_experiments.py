@@ -6,8 +6,9 @@ import pandas as pd
 import pytest
 
 from clothparse_lib import paper
-from clothparse_lib.experiments import Run, table1
 from clothparse_lib.profiles import get_profile
+from clothparse_lib.results.ablations import table1
+from clothparse_lib.results.run import Run
 
 
 def test_refined_variant_keeps_the_split_and_crops(tmp_path):
@@ -60,26 +61,27 @@ class Killed(Exception):
 def test_model_killed_before_its_checkpoint_is_resumed_not_taken_as_finished(tmp_path, monkeypatch):
     """1 + 1 epochs, killed in phase 2 between the epoch's history row and its last.pt: the next ensure
     resumes phase 2 (two history rows do not make a finished model) and leaves no duplicated row."""
-    from clothparse_lib import training
+    from clothparse_lib.models import checkpoints
+    from clothparse_lib.training import loop
 
     smoke = get_profile("smoke")
     tiny = replace(smoke, size=(32, 32), source_params={"n": 24, "seed": 0, "height": 64, "width": 64},
                    train=replace(smoke.train, weights=None))
     run = Run(tiny, tmp_path, progress=False, device="cpu")
-    save = training.atomic_save
+    save = checkpoints.atomic_save
 
     def killed_before_phase_2_checkpoint(obj, path):
         if path.name == "last.pt" and obj["state"]["phase"] == 2:
             raise Killed("killed before last.pt")
         return save(obj, path)
 
-    monkeypatch.setattr(training, "atomic_save", killed_before_phase_2_checkpoint)
+    monkeypatch.setattr(loop, "atomic_save", killed_before_phase_2_checkpoint)
     with pytest.raises(Killed):
         run.ensure("plain_unet", "base", evaluate_on="base")
     monkeypatch.undo()
     folder = run.model_dir("plain_unet", "base")
     assert len(pd.read_csv(folder / "history.csv")) == 2  # the row of the epoch whose checkpoint was never written
     run.ensure("plain_unet", "base", evaluate_on="base")
-    assert training.read_checkpoint(folder / "last.pt")["state"]["phase"] == 2
+    assert checkpoints.read_checkpoint(folder / "last.pt")["state"]["phase"] == 2
     history = pd.read_csv(folder / "history.csv")
     assert list(zip(history["phase"], history["epoch"])) == [(1, 1), (2, 1)]

@@ -3,10 +3,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from clothparse_lib import losses as L
-from clothparse_lib.models import build_model
-from clothparse_lib.targets import box_targets, presence_and_boxes, presence_targets
+from clothparse_lib.data.targets import (
+    box_targets,
+    presence_and_boxes,
+    presence_targets,
+)
+from clothparse_lib.models.unet import build_model
 from clothparse_lib.taxonomy import CLASS_INDEX, GARMENTS
+from clothparse_lib.training import losses as L
 
 pytestmark = pytest.mark.filterwarnings("ignore::clothparse_lib.encoders.RandomInitWarning")
 

@@ -7,12 +7,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from clothparse_lib import encoders as E
-from clothparse_lib import models as M
-from clothparse_lib.losses import ClothParsingLoss, weighted_cross_entropy
-from clothparse_lib.models import MODEL_NAMES, build_model, split_outputs
-from clothparse_lib.targets import presence_targets
+from clothparse_lib.data.targets import presence_targets
+from clothparse_lib.models import encoders as E
+from clothparse_lib.models import unet as M
+from clothparse_lib.models.unet import MODEL_NAMES, build_model, split_outputs
 from clothparse_lib.taxonomy import CLASS_INDEX
+from clothparse_lib.training.losses import ClothParsingLoss, weighted_cross_entropy
 
 pytestmark = pytest.mark.filterwarnings("ignore::clothparse_lib.encoders.RandomInitWarning")
 

@@ -1,7 +1,7 @@
 """Concurrent trainings: what a machine runs at once, and what a training process may not do."""
-from clothparse_lib.dataset import prepare_dataset
-from clothparse_lib import loaders
-from clothparse_lib.parallel import default_jobs
+from clothparse_lib.book.parallel import default_jobs
+from clothparse_lib.data import loaders
+from clothparse_lib.data.prepared import prepare_dataset
 
 
 def test_one_job_on_a_cpu():

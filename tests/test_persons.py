@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from clothparse_lib import persons as P
 from clothparse_lib.data.synthetic import SyntheticSource, make_sample
+from clothparse_lib.refinement import persons as P
 
 
 def test_suppression_keeps_one_box_per_person():

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from clothparse_lib import paper, taxonomy as tx
+from clothparse_lib import paper
+from clothparse_lib import taxonomy as tx
 
 
 def test_nine_classes_in_paper_order_with_distinct_colours():

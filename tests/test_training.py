@@ -10,11 +10,11 @@ import torch
 from PIL import Image
 
 from clothparse_lib.cli import main
+from clothparse_lib.data.prepared import prepare_dataset
 from clothparse_lib.data.synthetic import make_sample
-from clothparse_lib.dataset import prepare_dataset
-from clothparse_lib.evaluation import evaluate
-from clothparse_lib.models import build_model
-from clothparse_lib.training import load_model, read_checkpoint
+from clothparse_lib.evaluation.scores import evaluate
+from clothparse_lib.models.checkpoints import load_model, read_checkpoint
+from clothparse_lib.models.unet import build_model
 
 TRAIN = ["--profile", "smoke", "--quiet", "--device", "cpu"]
 
@@ -186,19 +186,19 @@ class Killed(Exception):
 
 def test_killed_run_resumes_where_it_stopped(tmp_path, monkeypatch):
     """A run killed after its first epoch continues from last.pt and ends like an uninterrupted one."""
-    from clothparse_lib import training
+    from clothparse_lib.training import loop
 
     args = ["train", *TRAIN, "--model", "plain_unet", "--epochs-frozen", "2", "--epochs-unfrozen", "1"]
-    original = training.Checkpointer.after_epoch
+    original = loop.Checkpointer.after_epoch
 
     def kill_after_first(self):
         original(self)
         raise Killed("killed after the first epoch")
 
-    monkeypatch.setattr(training.Checkpointer, "after_epoch", kill_after_first)
+    monkeypatch.setattr(loop.Checkpointer, "after_epoch", kill_after_first)
     with pytest.raises(Killed):
         main([*args, "--run-dir", str(tmp_path / "a")])
-    monkeypatch.setattr(training.Checkpointer, "after_epoch", original)
+    monkeypatch.setattr(loop.Checkpointer, "after_epoch", original)
     assert len(pd.read_csv(tmp_path / "a" / "models" / "plain_unet" / "history.csv")) == 1
     assert main([*args, "--run-dir", str(tmp_path / "a")]) == 0
     assert main([*args, "--run-dir", str(tmp_path / "b")]) == 0

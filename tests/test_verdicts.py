@@ -4,9 +4,11 @@ import math
 import pandas as pd
 import pytest
 
-from clothparse_lib import verdicts as V
-from clothparse_lib.experiments import Run, beside_paper, planned_trainings
 from clothparse_lib.profiles import get_profile
+from clothparse_lib.results import verdicts as V
+from clothparse_lib.results.plan import planned_trainings
+from clothparse_lib.results.run import Run
+from clothparse_lib.results.tables import beside_paper
 
 
 def seeds(*values):

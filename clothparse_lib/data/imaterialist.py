@@ -22,7 +22,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..taxonomy import CLASS_INDEX, IMATERIALIST_CATEGORIES, IMATERIALIST_EXCLUDE, IMATERIALIST_MAP, PAINT_ORDER
+from ..taxonomy import (
+    CLASS_INDEX,
+    IMATERIALIST_CATEGORIES,
+    IMATERIALIST_EXCLUDE,
+    IMATERIALIST_MAP,
+    PAINT_ORDER,
+)
 from .base import DataError, Sample, SkipReport, files_fingerprint, read_rgb, safe_child
 
 _PAINT_RANK = {name: rank for rank, name in enumerate(PAINT_ORDER)}

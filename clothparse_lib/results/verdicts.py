@@ -19,11 +19,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from . import paper
-from .evaluation import PARTIAL_PRIOR
-from .experiments import Run, classbranch_rows, confusion_counts, seed_rows
-from .metrics import normalize_confusion
-from .report import most_confused
+from .. import paper
+from ..evaluation.metrics import normalize_confusion
+from ..evaluation.scores import PARTIAL_PRIOR
+from .ablations import classbranch_rows
+from .confusion import confusion_counts, most_confused
+from .run import Run
+from .tables import seed_rows
 
 REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE = "reproduced", "not reproduced", "inconclusive"
 TOLERANCE = 2.0  # percentage points around a level claim, on top of the seed spread

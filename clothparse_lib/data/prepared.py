@@ -6,9 +6,18 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import settings
-from .data import Cache, build_cache, class_stats, load_split, make_split, open_source, save_split, split_summary
-from .profiles import Profile, get_profile
+from .. import settings
+from ..profiles import Profile, get_profile
+from . import (
+    Cache,
+    build_cache,
+    class_stats,
+    load_split,
+    make_split,
+    open_source,
+    save_split,
+    split_summary,
+)
 
 
 @dataclass

@@ -18,14 +18,14 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from .data import Cache
-from .loaders import split_rows, test_loader
-from .losses import loss_terms
+from ..data import Cache
+from ..data.loaders import split_rows, test_loader
+from ..data.targets import presence_targets
+from ..models.checkpoints import load_model, write_json
+from ..models.unet import make_class_prior, split_outputs
+from ..taxonomy import GARMENTS, N_CLASSES
+from ..training.losses import loss_terms
 from .metrics import classification_scores, confusion_matrix, segmentation_scores
-from .models import make_class_prior, split_outputs
-from .targets import presence_targets
-from .taxonomy import GARMENTS, N_CLASSES
-from .training import load_model, write_json
 
 PARTIAL_PRIOR = ("dress", "skirt")
 

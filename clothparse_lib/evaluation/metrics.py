@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .taxonomy import CLASSES, GARMENTS, N_CLASSES
+from ..taxonomy import CLASSES, GARMENTS, N_CLASSES
 
 
 def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, n_classes: int = N_CLASSES) -> torch.Tensor:

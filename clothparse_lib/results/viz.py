@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from .taxonomy import CLASSES, colorize
+from ..taxonomy import CLASSES, colorize
 
 
 def training_curves(history: pd.DataFrame, title: str = "") -> plt.Figure:

@@ -38,7 +38,7 @@ from typing import Iterable, Protocol
 import numpy as np
 import pandas as pd
 
-from .data.base import DataError, SkipReport, Source, read_rgb
+from ..data.base import DataError, SkipReport, Source, read_rgb
 
 IMATERIALIST_IMAGES = 45_622  # paper, section 4.1
 DETECTOR_VERSION = 1
@@ -305,7 +305,10 @@ class MaskRCNNDetector(_Detector):
 
     def __post_init__(self):
         import torch
-        from torchvision.models.detection import MaskRCNN_ResNet50_FPN_Weights, maskrcnn_resnet50_fpn
+        from torchvision.models.detection import (
+            MaskRCNN_ResNet50_FPN_Weights,
+            maskrcnn_resnet50_fpn,
+        )
 
         self.name = "maskrcnn"
         w = str(self.weights) if self.weights is not None else None
@@ -540,7 +543,7 @@ def jeffreys_interval(k: int, n: int, level: float = 0.95) -> tuple[float, float
     return lo, hi
 
 
-PERSON_LABELS = Path(__file__).parent / "data" / "ccp_person_labels.csv"  # CCP photos labelled by eye
+PERSON_LABELS = Path(__file__).parents[1] / "data" / "ccp_person_labels.csv"  # CCP photos labelled by eye
 LABELLED_SOURCE = "ccp"
 NOT_MEASURED = "not measured (the labelled photos are CCP's)"
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from .taxonomy import N_CLASSES
+from ..taxonomy import N_CLASSES
 
 
 def _check_masks(masks: torch.Tensor) -> torch.Tensor:

@@ -20,8 +20,8 @@ import torch.nn.functional as F
 from fastai.learner import Metric
 from fastai.torch_core import find_bs
 
-from .models import split_outputs
-from .targets import presence_and_boxes
+from ..data.targets import presence_and_boxes
+from ..models.unet import split_outputs
 
 W_BOX = 75.0  # paper
 W_BCE = 1.0  # the paper's "terms contribute about evenly": checked in the book's chapter Training

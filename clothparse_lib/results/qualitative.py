@@ -15,11 +15,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .experiments import Run
-from .loaders import split_rows
-from .models import make_class_prior, split_outputs
-from .taxonomy import CLASS_INDEX, GARMENTS, presence
-from .training import load_model
+from ..data.loaders import split_rows
+from ..models.checkpoints import load_model
+from ..models.unet import make_class_prior, split_outputs
+from ..taxonomy import CLASS_INDEX, GARMENTS, presence
+from .run import Run
 
 
 @torch.no_grad()
@@ -97,25 +97,3 @@ def partial_injection(run: Run, model: str = "extended", absent: str = "dress", 
               "pixels_before": int(wrong.sum()), "pixels_after": int(((told == k) & without[:, None, None]).sum()),
               "images_painted_after": int(((told == k) & without[:, None, None]).any((1, 2)).sum())}
     return rows, counts
-
-
-def export_photos(run: Run, n: int = 4, folder=None) -> list:
-    """The first ``n`` test photos of the refined data at full resolution, as JPEG files for
-    ``clothparse predict`` (default folder: ``<run>/photos``)."""
-    from pathlib import Path
-
-    from PIL import Image
-
-    from .refine import RefinedSource
-
-    folder = Path(folder or run.run_dir / "photos")
-    folder.mkdir(parents=True, exist_ok=True)
-    data = run.data("refined")
-    ids = data.split.loc[data.split["split"] == "test", "image_id"].astype(str).sort_values().head(n)
-    source = RefinedSource(run.source(), run.refined_index())
-    paths = []
-    for image_id in ids:
-        path = folder / f"{Path(image_id).name}.jpg"
-        Image.fromarray(source.read(image_id).image).save(path, quality=92)
-        paths.append(path)
-    return paths

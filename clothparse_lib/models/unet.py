@@ -42,8 +42,8 @@ from fastai.vision.learner import create_head
 from fastai.vision.models.unet import DynamicUnet
 from torch import nn
 
+from ..taxonomy import CLASS_INDEX, GARMENTS, N_CLASSES, parse_classes
 from . import encoders as E
-from .taxonomy import CLASS_INDEX, GARMENTS, N_CLASSES, parse_classes
 
 MODEL_NAMES: tuple[str, ...] = ("plain_unet", "extended", "class_branch_only", "branches",
                                 "fpn", "deeplabv3", "deeplabv3plus", "smp_unet")

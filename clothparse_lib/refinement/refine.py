@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .data.base import DataError, Sample, SkipReport, Source
+from ..data.base import DataError, Sample, SkipReport, Source
 from .persons import DetectionCache, Detections, PersonDetector, cached_detect
 
 PAPER_MARGINS = (0.30, 0.10, 0.0)

@@ -16,7 +16,7 @@ from fastai.data.transforms import IntToFloatTensor, Normalize
 from fastai.torch_core import TensorImage, TensorMask, default_device
 from fastai.vision.augment import aug_transforms
 
-from .data import Cache
+from . import Cache
 
 # Mild augmentation, as in the paper: flip, lighting +-10 %, rotation up to 10 degrees; no zoom, no warp.
 AUGMENTATION = dict(do_flip=True, flip_vert=False, max_rotate=10.0, max_lighting=0.1, max_zoom=1.0,

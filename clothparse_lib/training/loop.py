@@ -26,16 +26,9 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import hashlib
-import json
-import os
-import pickle
-import platform
 import random
-import subprocess
 import time
 from dataclasses import asdict
-from importlib.metadata import version
 from pathlib import Path
 
 import fastai.callback.fp16  # noqa: F401 - adds Learner.to_fp16
@@ -45,17 +38,22 @@ import torch
 from fastai.callback.core import Callback
 from fastai.learner import Learner, Metric
 from fastai.optimizer import Adam
-from fastai.torch_core import default_device, set_seed
+from fastai.torch_core import set_seed
 
-from .dataset import PreparedData
-from .loaders import make_dataloaders
+from ..data.loaders import make_dataloaders
+from ..data.prepared import PreparedData
+from ..evaluation.metrics import confusion_matrix, segmentation_scores
+from ..models.checkpoints import (
+    StaleCheckpoint,
+    atomic_save,
+    make_checkpoint,
+    read_checkpoint,
+    write_json,
+)
+from ..models.unet import build_model, model_splitter, split_outputs
+from ..profiles import TrainSettings
+from ..provenance import environment, git_commit
 from .losses import ClothParsingLoss, loss_term_metrics
-from .metrics import confusion_matrix, segmentation_scores
-from .models import build_model, model_splitter, split_outputs
-from .profiles import TrainSettings
-from .taxonomy import N_CLASSES
-
-CHECKPOINT_FORMAT = 2  # 2: the digest covers the manifest and the state too
 
 
 class ValidIoU(Metric):
@@ -75,65 +73,6 @@ class ValidIoU(Metric):
     @property
     def name(self):
         return "iou_excl_bg"
-
-
-def state_digest(state_dict: dict) -> str:
-    """SHA-256 of a state dict's names and tensor bytes (checked on loading: a modified weight is refused)."""
-    h = hashlib.sha256()
-    for name, t in state_dict.items():
-        h.update(name.encode() + b"\0" + t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
-
-
-def checkpoint_digest(ckpt: dict) -> str:
-    """SHA-256 of what a checkpoint states: format, manifest, training state and weights (checked on loading)."""
-    h = hashlib.sha256(json.dumps([ckpt["format"], ckpt["manifest"], ckpt["state"]], sort_keys=True).encode())
-    h.update(state_digest(ckpt["model"]).encode())
-    return h.hexdigest()
-
-
-def make_checkpoint(manifest: dict, state: dict, weights: dict, **extra) -> dict:
-    """A checkpoint as :func:`read_checkpoint` accepts it (``extra``: optimizer and random generators)."""
-    ckpt = {"format": CHECKPOINT_FORMAT, "manifest": json.dumps(manifest), "state": dict(state), "model": weights}
-    return {**ckpt, "digest": checkpoint_digest(ckpt), **extra}
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def atomic_save(obj, path: Path) -> str:
-    """torch.save to a temporary file renamed into place; returns the file's SHA-256."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    torch.save(obj, tmp)
-    digest = file_sha256(tmp)
-    os.replace(tmp, path)
-    return digest
-
-
-def write_json(obj, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=1, default=str))
-    os.replace(tmp, path)
-
-
-def git_commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
-                             cwd=Path(__file__).parent)
-        return out.stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def environment() -> dict:
-    pkgs = ("torch", "torchvision", "fastai", "segmentation-models-pytorch", "timm", "numpy")
-    return {"python": platform.python_version(), "packages": {p: version(p) for p in pkgs},
-            "device": torch.cuda.get_device_name() if torch.cuda.is_available() else platform.processor() or "cpu"}
 
 
 class Checkpointer(Callback):
@@ -244,77 +183,6 @@ def trim_history(path: Path, state: dict) -> None:
                 writer = csv.DictWriter(f, fieldnames=list(rows[0]))
                 writer.writeheader()
                 writer.writerows(kept)
-
-
-def is_finished(folder: Path) -> bool:
-    """Whether the model trained in ``folder`` completed its schedule: ``last.pt``'s own state (phase and
-    epochs done) against the settings it was trained with."""
-    try:
-        ckpt = read_checkpoint(Path(folder) / "last.pt")
-    except (FileNotFoundError, ValueError):
-        return False
-    s, state = ckpt["manifest"]["settings"], ckpt["state"]
-    end = (2, s["epochs_unfrozen"]) if s["epochs_unfrozen"] else (1, s["epochs_frozen"])
-    return (state["phase"], state["epochs_done"]) >= end
-
-
-class StaleCheckpoint(ValueError):
-    """A checkpoint of an older format."""
-
-
-def read_checkpoint(path: Path, verify: bool = True) -> dict:
-    """A checkpoint written by :class:`Checkpointer`, loaded safely; a clear error if it is not one."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    manifest_file = path.parent / "manifest.json"
-    if verify and manifest_file.exists():
-        expected = json.loads(manifest_file.read_text()).get("checkpoints", {}).get(path.name)
-        if expected and expected != file_sha256(path):
-            raise ValueError(f"checkpoint {path} was modified after training wrote it (SHA-256 differs from {manifest_file})")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:  # torch refuses anything but tensors and plain values
-        raise ValueError(f"{path} is not a clothparse checkpoint (it is not only tensors and plain values); "
-                         "it will not be unpickled, as that could run code") from None
-    except Exception as e:  # truncated or corrupt files fail in many ways
-        raise ValueError(f"{path} is not a readable clothparse checkpoint ({type(e).__name__}: "
-                         f"{(str(e).splitlines() or [''])[0]})") from None
-    if isinstance(ckpt, dict) and isinstance(ckpt.get("format"), int) and ckpt["format"] < CHECKPOINT_FORMAT:
-        raise StaleCheckpoint(f"{path} was written by an older clothparse (checkpoint format {ckpt['format']}, "
-                              f"now {CHECKPOINT_FORMAT}): train the model again")
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT or \
-            not {"manifest", "state", "model"} <= set(ckpt):
-        raise ValueError(f"{path} is not a clothparse checkpoint (format {CHECKPOINT_FORMAT})")
-    if verify and ckpt.get("digest") != checkpoint_digest(ckpt):
-        raise ValueError(f"checkpoint {path} was modified: its manifest, state or weights do not match the digest "
-                         "written with them")
-    ckpt["manifest"] = json.loads(ckpt["manifest"])
-    return ckpt
-
-
-def load_model(path: Path, device=None) -> torch.nn.Module:
-    """The trained model of a checkpoint, in eval mode, with its manifest as ``model.manifest``."""
-    ckpt = read_checkpoint(path)
-    m = ckpt["manifest"]
-    with _quiet_random_init():
-        model = build_model(m["model"], encoder=m["settings"]["encoder"], weights=None, img_size=tuple(m["size"]))
-    try:
-        model.load_state_dict(ckpt["model"], strict=True)
-    except RuntimeError as e:
-        raise ValueError(f"{path}: weights do not fit model {m['model']!r} ({str(e).splitlines()[0]})") from None
-    model.manifest = m
-    return model.to(device or default_device()).eval()
-
-
-@contextlib.contextmanager
-def _quiet_random_init():
-    import warnings
-
-    from .encoders import RandomInitWarning
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RandomInitWarning)
-        yield
 
 
 def make_learner(model, dls, settings: TrainSettings) -> Learner:

@@ -27,12 +27,16 @@ from pathlib import Path
 
 import nbformat
 
-from . import settings
+from .. import settings
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
+
+
 # The profile whose run the committed chapters carry (the README says how to regenerate it). The full profile's
 # GPU run replaces the demo's once a GPU has run it (scripts/gpu_book.sh).
 PUBLISHED_PROFILE = "demo"
+
+
 # Execution order: the introduction's summary gathers every other chapter's results, so it runs last
 # (the table of contents, _toc.yml, puts it first).
 CHAPTERS = ("refinement", "architecture", "training", "baselines", "ablations", "confusion", "qualitative",
@@ -96,7 +100,7 @@ def run_book(profile: str, root: Path = ROOT, runs_dir=None, data_dir=None, star
     """
     import papermill
 
-    from .profiles import get_profile
+    from ..profiles import get_profile
 
     get_profile(profile)  # a clear error for an unknown profile, before anything runs
     if start is not None and start not in chapters:
@@ -148,7 +152,7 @@ def run_book(profile: str, root: Path = ROOT, runs_dir=None, data_dir=None, star
 
 def _train_first(profile: str, run_dir: Path, jobs: int | None, progress: bool) -> None:
     """With several jobs, every model the book needs is trained (and evaluated) before the chapters run."""
-    from .experiments import Run
+    from ..results.run import Run
     from .parallel import TrainingsFailed, default_jobs, train_concurrently
 
     jobs = jobs or default_jobs()
@@ -211,35 +215,6 @@ def chapter_times(run_dir: Path) -> "pd.DataFrame":
     path = Path(run_dir) / "book-times.csv"
     table = pd.read_csv(path) if path.exists() else pd.DataFrame(columns=["chapter", "seconds"])
     return table.set_index("chapter")
-
-
-def glue(name: str, value) -> None:
-    """myst-nb's ``glue`` (not displayed) of a number or text, numpy scalars made plain for its formatting."""
-    from myst_nb import glue as myst_glue
-
-    myst_glue(name, value.item() if hasattr(value, "item") else value, display=False)
-
-
-def setup_chapter(profile: str, run_dir: str = "", data_dir: str = "", device: str | None = None):
-    """A chapter's first call: display settings (a dash for missing numbers in tables), and the run of ``profile``
-    (:class:`experiments.Run`).
-
-    Empty ``run_dir``/``data_dir`` mean the settings' defaults (``$CLOTHPARSE_RUNS_DIR/<profile>``,
-    ``$CLOTHPARSE_DATA_DIR``)."""
-    import matplotlib
-    import pandas as pd
-    from IPython import get_ipython
-
-    from .experiments import Run
-    from .report import table_html
-
-    pd.set_option("display.float_format", "{:.2f}".format)
-    pd.set_option("display.max_colwidth", 120)
-    matplotlib.rcParams.update({"figure.dpi": 90, "savefig.dpi": 90})
-    shell = get_ipython()
-    if shell is not None:  # tables in HTML (the rendered book) show a dash for a missing number; text stays pandas'
-        shell.display_formatter.formatters["text/html"].for_type(pd.DataFrame, table_html)
-    return Run.open(profile, run_dir or None, data_dir or None, device=device or None, progress=False)
 
 
 def source_cells(nb) -> list:

@@ -20,10 +20,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .data.base import read_rgb
-from .models import make_class_prior, split_outputs
-from .taxonomy import CLASS_INDEX, GARMENTS, colorize, parse_classes
-from .training import load_model
+from ..data.base import read_rgb
+from ..models.checkpoints import load_model
+from ..models.unet import make_class_prior, split_outputs
+from ..taxonomy import CLASS_INDEX, GARMENTS, colorize, parse_classes
 
 # A small named palette for colour tags (RGB).
 COLOR_NAMES = {
@@ -66,7 +66,7 @@ def resolve_checkpoint(checkpoint: str | Path, run_dir: str | Path) -> Path:
     """A checkpoint file, or the ``best.pt`` of a model of the run folder ``run_dir``: a folder name of
     ``models/`` (``extended`` as ``clothparse train`` names it, ``plain_unet-base``...), else the model's
     training on the refined data that the book's tables use (``extended`` -> ``models/extended-refined``)."""
-    from .experiments import tag
+    from ..results.run import tag
 
     if Path(checkpoint).is_file():
         return Path(checkpoint)

@@ -1,0 +1,2 @@
+"""The paper's dataset refinement (section 4.1): person detection (:mod:`.persons`) and the iterative crop
+(:mod:`.refine`)."""

@@ -1,0 +1,66 @@
+"""Chapter Training: the training summary and the check of the loss weights."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..data.loaders import test_loader
+from ..models.checkpoints import load_model
+from ..profiles import TrainSettings
+from ..training.loop import lr_find
+from ..training.losses import W_BCE, calibrate_loss_weights
+from .run import Run
+
+
+def bce_weight(settings: TrainSettings) -> float:
+    """The BCE weight a training uses: the profile's, else :data:`losses.W_BCE`."""
+    return W_BCE if settings.w_bce is None else settings.w_bce
+
+
+def loss_calibration(run: Run, model: str = "extended", batches: int = 4) -> pd.DataFrame:
+    """The paper's rule for the loss weights (each term contributes about evenly) checked on ``model`` as trained
+    in this run: :func:`losses.calibrate_loss_weights` on its first ``batches`` validation batches (eval mode).
+
+    Per term (ce, bce, box; NaN where the model lacks the head): the unweighted mean, the weight that would make
+    it equal to the CE, and the weight the run trains with. ``attrs["batches"]``: the batches measured.
+    """
+    data, settings = run.refined(), run.profile.train
+    trained = load_model(run.model_dir(model) / "best.pt", run.device)
+    valid = test_loader(data.cache, data.split, trained.normalization, settings.batch_size, run.device, "valid")
+    plain = ((x.as_subclass(torch.Tensor), y.as_subclass(torch.Tensor)) for x, y in valid)
+    measured = calibrate_loss_weights(trained, plain, max_batches=batches)
+    used = {"ce": 1.0, "bce": bce_weight(settings), "box": settings.w_box}
+    table = pd.DataFrame({"unweighted mean": [measured.get(k, np.nan) for k in used],
+                          "weight for even terms": [1.0, measured.get("w_bce", np.nan), measured.get("w_box", np.nan)],
+                          "weight used": list(used.values())}, index=pd.Index(list(used), name="term"))
+    table["weighted (weight used)"] = table["unweighted mean"] * table["weight used"]
+    table.attrs["batches"] = measured["n_batches"]
+    return table
+
+
+def training_summary(run: Run, models, variant: str = "refined") -> pd.DataFrame:
+    """Per trained model: parameters, epochs, wall time and the best validation IoU excl. bg."""
+    rows = []
+    for name in models:
+        folder = run.model_dir(name, variant)
+        history = pd.read_csv(folder / "history.csv")
+        manifest = json.loads((folder / "manifest.json").read_text())
+        rows.append({"model": name, "encoder": manifest["settings"]["encoder"], "epochs": len(history),
+                     "seconds": history["seconds"].sum(), "seconds per epoch": history["seconds"].mean(),
+                     "best valid IoU excl. bg (%)": 100 * history["valid_iou_excl_bg"].max()})
+    return pd.DataFrame(rows).set_index("model")
+
+
+def lr_finder(run: Run, model: str = "extended", iterations: int = 60) -> dict:
+    """fastai's learning-rate finder on ``model`` with the profile's settings and the refined data (phase 1:
+    encoder frozen), as :func:`training.loop.lr_find` returns it."""
+    return lr_find(run.data("refined"), model, run.profile.train, device=run.device, num_it=iterations)
+
+
+def history(run: Run, model: str = "extended", variant: str = "refined") -> pd.DataFrame:
+    """The model's ``history.csv``: one row per epoch and phase (losses, validation IoU excl. bg, seconds)."""
+    run.ensure(model, variant)
+    return pd.read_csv(run.model_dir(model, variant) / "history.csv")
