@@ -27,14 +27,9 @@ import warnings
 import numpy as np
 import torch
 
+from clothparse_lib.data.cache import parse_size
+from clothparse_lib.models import MODEL_NAMES, build_model, count_parameters, detach_branches
 from clothparse_lib.models.encoders import ENCODERS, RandomInitWarning
-from clothparse_lib.models.unet import (
-    MODEL_NAMES,
-    build_model,
-    check_img_size,
-    count_parameters,
-    detach_branches,
-)
 from clothparse_lib.training.losses import ClothParsingLoss
 
 warnings.filterwarnings("ignore", category=RandomInitWarning)  # random weights are fine for timing
@@ -55,7 +50,7 @@ def parse_args(argv=None):
     p.add_argument("--no-memory", action="store_true", help="skip the per-model peak-memory probes")
     p.add_argument("--probe-memory", metavar="MODEL", help=argparse.SUPPRESS)  # internal: one CPU memory probe
     args = p.parse_args(argv)
-    args.size = check_img_size(args.size.lower().split("x"))
+    args.size = parse_size(args.size)
     args.device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                                "cpu" if args.device == "auto" else args.device)
     if args.clock == "cpu" and args.device.type != "cpu":

@@ -25,8 +25,7 @@ from clothparse_lib.book.runner import chapter_times
 from clothparse_lib.data.loaders import make_dataloaders
 from clothparse_lib.data.prepared import prepare_dataset
 from clothparse_lib.evaluation.scores import evaluate
-from clothparse_lib.models.checkpoints import load_model
-from clothparse_lib.models.unet import build_model
+from clothparse_lib.models import build_model, load_model
 from clothparse_lib.profiles import get_profile
 from clothparse_lib.training.loop import train_model
 from clothparse_lib.training.losses import ClothParsingLoss

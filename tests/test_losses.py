@@ -1,4 +1,5 @@
 """Targets and the compound loss of section 3.3 (issue 3)."""
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -7,12 +8,13 @@ from clothparse_lib.data.targets import (
     box_targets,
     presence_and_boxes,
     presence_targets,
+    region_box,
 )
-from clothparse_lib.models.unet import build_model
+from clothparse_lib.models import ModelOutput, build_model
 from clothparse_lib.taxonomy import CLASS_INDEX, GARMENTS
 from clothparse_lib.training import losses as L
 
-pytestmark = pytest.mark.filterwarnings("ignore::clothparse_lib.encoders.RandomInitWarning")
+pytestmark = pytest.mark.filterwarnings("ignore::clothparse_lib.models.encoders.RandomInitWarning")
 
 
 def _rect_masks():
@@ -56,6 +58,23 @@ def test_boxes_from_synthetic_samples():
     assert torch.allclose(got, rel, atol=1e-7)
 
 
+def test_region_box_is_the_box_target_in_pixels():
+    """One box convention: the pixel box of a region (synthetic data, Parser) is the box target times W, H."""
+    torch.manual_seed(0)
+    masks = torch.randint(0, 9, (2, 17, 11))
+    masks[1, :, :5] = 0
+    masks[1, 3:9, 6:8] = CLASS_INDEX["bag"]
+    masks[1][masks[1] == CLASS_INDEX["dress"]] = 0
+    present, boxes = presence_and_boxes(masks)
+    for m, p, b in zip(masks.numpy(), present, boxes):
+        for k, g in enumerate(GARMENTS):
+            box = region_box(m == CLASS_INDEX[g])
+            assert (box is None) == (not p[k])
+            if box is not None:
+                assert torch.allclose(b[k] * torch.tensor([11, 17, 11, 17]), torch.tensor(box, dtype=torch.float))
+    assert region_box(np.zeros((4, 4), bool)) is None and region_box(np.eye(4, dtype=bool)[::-1]) == (0, 0, 4, 4)
+
+
 def test_targets_of_a_batch_equal_targets_of_each_image():
     torch.manual_seed(0)
     masks = torch.randint(0, 9, (3, 17, 11))
@@ -87,7 +106,7 @@ def test_compound_loss_value():
     seg, cls, box = _outputs()
     present, rel = _expected(boxes, 40, 30)
     loss = L.ClothParsingLoss(w_bce=3.0, w_box=75.0)
-    total = loss((seg, cls, box), masks)
+    total = loss(ModelOutput(seg, cls, box), masks)
     ce = L.weighted_cross_entropy(seg, masks)
     bce = F.binary_cross_entropy_with_logits(cls, present)
     d = torch.sigmoid(box) - rel
@@ -97,34 +116,35 @@ def test_compound_loss_value():
     assert set(terms) == {"ce", "bce", "box", "total"} and not terms["total"].requires_grad
     assert torch.allclose(terms["box"], box_term) and torch.allclose(terms["bce"], bce)
     loss.reduction = "none"  # per image, as fastai's get_preds(with_loss=True) asks
-    assert loss((seg, cls, box), masks).shape == (2,)
+    assert loss(ModelOutput(seg, cls, box), masks).shape == (2,)
 
 
 def test_absent_categories_contribute_nothing_to_the_box_loss():
     masks, boxes = _rect_masks()
     present = _expected(boxes, 40, 30)[0].bool()
     seg, cls, box = _outputs()
-    base = L.loss_terms((seg, cls, box), masks)["box"]
+    base = L.loss_terms(ModelOutput(seg, cls, box), masks)["box"]
     moved = box.detach().clone()
     moved[~present] += 10.0 * torch.randn_like(moved[~present])
-    assert torch.equal(L.loss_terms((seg, cls, moved), masks)["box"], base)
+    assert torch.equal(L.loss_terms(ModelOutput(seg, cls, moved), masks)["box"], base)
     base.backward()
     assert (box.grad[~present] == 0).all() and (box.grad[present] != 0).all()
     empty = torch.zeros(2, 40, 30, dtype=torch.long)  # no garment at all: the term is 0, not NaN
-    assert L.loss_terms((seg, cls, box), empty)["box"].item() == 0.0
+    assert L.loss_terms(ModelOutput(seg, cls, box), empty)["box"].item() == 0.0
 
 
 def test_plain_models_get_the_cross_entropy_alone():
     masks, _ = _rect_masks()
     seg = _outputs()[0]
     loss = L.ClothParsingLoss()
-    assert torch.equal(loss(seg, masks), L.weighted_cross_entropy(seg, masks))
+    assert torch.equal(loss(ModelOutput(seg), masks), L.weighted_cross_entropy(seg, masks))
     assert set(loss.last_terms) == {"ce", "total"}
-    bce_only = L.loss_terms((seg, _outputs()[1]), masks)  # class_branch_only's 2-tuple
+    bce_only = L.loss_terms(ModelOutput(seg, _outputs()[1]), masks)  # class_branch_only's heads
     assert set(bce_only) == {"ce", "bce"}
 
 
 def test_loss_is_fp32_under_autocast():
+    from fastai.torch_core import to_float
     torch.manual_seed(0)
     model = build_model("extended", encoder="efficientnet-lite0", weights="imagenet", img_size=(64, 64))
     masks = torch.zeros(2, 64, 64, dtype=torch.long)
@@ -133,9 +153,9 @@ def test_loss_is_fp32_under_autocast():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = model(torch.randn(2, 3, 64, 64))
         total = loss(out, masks)
-    assert out[0].dtype == torch.bfloat16
+    assert out.seg.dtype == torch.bfloat16
     assert total.dtype == torch.float32 and all(v.dtype == torch.float32 for v in loss.last_terms.values())
-    assert torch.allclose(total, loss(tuple(o.float() for o in out), masks))
+    assert torch.allclose(total, loss(to_float(out), masks))  # fastai's MixedPrecision.after_pred
     total.backward()
     assert model.box_branch[-1].weight.grad is not None
 
@@ -151,7 +171,7 @@ class _FixedOutputs(torch.nn.Module):
 
 def test_calibration_weights_make_terms_even():
     masks, _ = _rect_masks()
-    outputs = tuple(o.detach() for o in _outputs())
+    outputs = ModelOutput([o.detach() for o in _outputs()])
     model = _FixedOutputs(outputs).train()
     result = L.calibrate_loss_weights(model, [(None, masks)] * 3)
     terms = L.loss_terms(outputs, masks)

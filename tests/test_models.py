@@ -1,36 +1,39 @@
-"""Models of issue 3: shapes, Figure 1's decoder, encoders and their weights, branches, prior injection,
-fastai freezing. Everything runs on the CPU with batches of 1-4; nothing is downloaded."""
+"""Models of issues 3 and 10: shapes, the one output type, Figure 1's decoder, encoders and their weights, branches,
+prior injection through the predictor, fastai freezing, torch.compile. Everything runs on the CPU with batches of
+1-4; nothing is downloaded."""
 import math
 import warnings
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from fastai.layers import PixelShuffle_ICNR
 
+from clothparse_lib import models as M
 from clothparse_lib.data.targets import presence_targets
+from clothparse_lib.evaluation.predictor import Predictor
+from clothparse_lib.models import MODEL_NAMES, ModelOutput, build_model
 from clothparse_lib.models import encoders as E
-from clothparse_lib.models import unet as M
-from clothparse_lib.models.unet import MODEL_NAMES, build_model, split_outputs
+from clothparse_lib.models.parts import BranchInjection
 from clothparse_lib.taxonomy import CLASS_INDEX
 from clothparse_lib.training.losses import ClothParsingLoss, weighted_cross_entropy
 
-pytestmark = pytest.mark.filterwarnings("ignore::clothparse_lib.encoders.RandomInitWarning")
+pytestmark = pytest.mark.filterwarnings("ignore::clothparse_lib.models.encoders.RandomInitWarning")
 
 
 DRESS, SKIRT = CLASS_INDEX["dress"], CLASS_INDEX["skirt"]
 
 
 def _expected_shapes(name, b, h, w):
-    seg = (b, 9, h, w)
-    if name in ("extended", "branches"):
-        return [seg, (b, 8), (b, 8, 4)]
-    if name == "class_branch_only":
-        return [seg, (b, 8)]
-    return seg
+    """(seg, cls, box) shapes, None for a head the model lacks."""
+    return ((b, 9, h, w), (b, 8) if name in M.PRIOR_MODELS or name == "branches" else None,
+            (b, 8, 4) if name in ("extended", "branches") else None)
 
 
 def _shapes(out):
-    return [tuple(o.shape) for o in out] if isinstance(out, tuple) else tuple(out.shape)
+    assert type(out) is ModelOutput
+    return tuple(None if t is None else tuple(t.shape) for t in out.heads())
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
@@ -43,10 +46,7 @@ def test_shapes_resnet34_both_sizes(name):
     model = build_model(name, img_size=(96, 64))  # train mode, batch 2 (BatchNorm1d needs > 1)
     out = model(torch.randn(2, 3, 96, 64))
     assert _shapes(out) == _expected_shapes(name, 2, 96, 64)
-    seg, cls, box = split_outputs(out)
-    assert seg.shape == (2, 9, 96, 64)
-    assert (cls is None) == (name not in ("extended", "branches", "class_branch_only"))
-    assert (box is None) == (name not in ("extended", "branches"))
+    assert type(out.seg) is torch.Tensor and model.supports_prior == (name in M.PRIOR_MODELS)
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
@@ -59,7 +59,7 @@ def test_shapes_efficientnet_lite0(name):
 def test_plain_unet_has_figure1_channels():
     """fastai's DynamicUnet on ResNet34 at 288x192, nearest-neighbour upsampling, Figure 1's decoder."""
     model = build_model("plain_unet", img_size=(288, 192)).eval()
-    assert not any(isinstance(m, M.PixelShuffle_ICNR) for m in model.modules())
+    assert not any(isinstance(m, PixelShuffle_ICNR) for m in model.modules())
     shapes = []
     hooks = [layer.register_forward_hook(lambda m, i, o: shapes.append(tuple(o.shape[1:]))) for layer in model.layers[3:]]
     with torch.no_grad():
@@ -71,14 +71,17 @@ def test_plain_unet_has_figure1_channels():
         (512, 18, 12), (384, 36, 24), (256, 72, 48), (96, 144, 96),  # UnetBlocks
         (96, 288, 192), (96, 288, 192),  # nearest upsample, resize to input (no-op)
         (99, 288, 192), (99, 288, 192),  # input image concatenated, final ResBlock
-        (9, 288, 192), (9, 288, 192),  # 1x1 conv to the classes, ToTensorBase
+        (9, 288, 192),  # 1x1 conv to the classes
     ]
-    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.layers[-3].modules())  # final ResBlock
+    resize, merge, final, classifier = model.head
+    assert list(model.layers[3:]) == [*list(model.decoder)[2:], *model.head] and model.injection is None
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in final.modules())  # final ResBlock
     # the extended model: same decoder; 8 class + 32 box logits join the 99 channels of the final block
     ext = build_model("extended", img_size=(288, 192))
-    inj = [m for m in ext.layers if isinstance(m, M.BranchInjection)]
-    assert len(inj) == 1 and inj[0].block.convpath[0][0].in_channels == 99 + 40
-    assert inj[0].block.convpath[1][0].out_channels == 99 and ext.layers[-2][0].in_channels == 99
+    inj = [m for m in ext.layers if isinstance(m, BranchInjection)]
+    assert len(inj) == 1 and inj[0] is ext.injection is ext.head[2]
+    assert inj[0].block.convpath[0][0].in_channels == 99 + 40
+    assert inj[0].block.convpath[1][0].out_channels == 99 and ext.head[-1][0].in_channels == 99
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in inj[0].modules())
     # 41.2 M parameters with fastai's PixelShuffle (DESIGN.md); fewer with 1x1 conv + nearest upsampling
     assert 39e6 < M.count_parameters(model) < 41.2e6
@@ -88,7 +91,7 @@ def test_plain_unet_has_figure1_channels():
 def test_branch_injection_equals_dense_concatenation(size):
     """The fast path computes the paper's block on the materialised HxW clones, values and gradients."""
     torch.manual_seed(0)
-    inj = M.BranchInjection(99, 40).double()
+    inj = BranchInjection(99, 40).double()
     x = torch.randn(2, 99, *size, dtype=torch.double, requires_grad=True)
     v = torch.randn(2, 40, dtype=torch.double, requires_grad=True)
     fast, dense = inj(x, v), inj.dense(x, v)
@@ -175,7 +178,7 @@ def test_segmentation_loss_reaches_branches_only_when_injected():
     for name, reaches in (("extended", True), ("class_branch_only", True), ("branches", False)):
         torch.manual_seed(0)
         model = build_model(name, img_size=(64, 64))
-        weighted_cross_entropy(split_outputs(model(images))[0], masks).backward()
+        weighted_cross_entropy(model(images).seg, masks).backward()
         for branch in (model.class_branch, model.box_branch):
             if branch is None:
                 continue
@@ -192,17 +195,17 @@ def test_detached_branches_compute_exactly_the_plain_unet():
     model = build_model("branches", img_size=(64, 64)).eval()
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
-        seg_attached = model(x)[0]
+        seg_attached = model(x).seg
         calls = []
         for branch in (model.class_branch, model.box_branch):
             branch.register_forward_hook(lambda *a: calls.append(1))
-        seg = M.detach_branches(model)(x)
+        out = M.detach_branches(model)(x)
         plain = build_model("plain_unet", img_size=(64, 64)).eval()
         missing, unexpected = plain.load_state_dict(model.state_dict(), strict=False)
         assert not missing and all(k.startswith(("class_branch.", "box_branch.")) for k in unexpected)
-        seg_plain = plain(x)
-    assert isinstance(seg, torch.Tensor) and not calls
-    assert torch.equal(seg, seg_attached) and torch.equal(seg, seg_plain)
+        seg_plain = plain(x).seg
+    assert out.cls is None and out.box is None and not calls
+    assert torch.equal(out.seg, seg_attached) and torch.equal(out.seg, seg_plain)
     with pytest.raises(ValueError, match="only 'branches'"):
         M.detach_branches(build_model("extended", img_size=(64, 64)))
 
@@ -223,24 +226,24 @@ def test_make_class_prior():
 @pytest.mark.parametrize("name", ["plain_unet", "branches", "fpn"])
 def test_prior_on_models_without_injection_fails(name):
     model = build_model(name, img_size=(64, 64))
-    with pytest.raises(ValueError, match="cannot take a class prior"):
-        M.predict_with_prior(model, torch.randn(2, 3, 64, 64), absent=("dress",))
-    if name != "fpn":
-        with pytest.raises(ValueError, match="cannot take a class prior"):
-            model(torch.randn(2, 3, 64, 64), class_prior=torch.zeros(2, 8))
+    images = np.zeros((2, 64, 64, 3), np.uint8)
+    for known in ({"absent": ("dress",)}, {"present": "top"}, {"class_prior": torch.zeros(8)}):
+        with pytest.raises(ValueError, match=f"model '{name}' cannot take a class prior"):
+            Predictor(model)(images, **known)
+    with pytest.raises(ValueError if name != "fpn" else TypeError, match="class prior|class_prior"):
+        model(torch.randn(2, 3, 64, 64), class_prior=torch.zeros(2, 8))
 
 
 def test_class_branch_only_dress_absent_is_exact():
     torch.manual_seed(0)
     model = build_model("class_branch_only", img_size=(64, 64))
     with torch.no_grad():
-        model.layers[-2][0].bias[DRESS] += 50.0  # make "dress" win everywhere
-    x = torch.randn(2, 3, 64, 64)
-    seg, cls = M.predict_with_prior(model, x)
-    assert (seg.argmax(1) == DRESS).all()
-    seg, cls = M.predict_with_prior(model, x, absent=("dress",))
-    assert not (seg.argmax(1) == DRESS).any()
-    assert (cls[:, DRESS - 1] == -math.inf).all() and model.training  # mode restored
+        model.head[-1][0].bias[DRESS] += 50.0  # make "dress" win everywhere
+    x, predictor = torch.randn(2, 3, 64, 64), Predictor(model)
+    assert (predictor.run(x).seg.argmax(1) == DRESS).all()
+    out = predictor.run(x, absent=("dress",))
+    assert not (out.seg.argmax(1) == DRESS).any()
+    assert (out.cls[:, DRESS - 1] == -math.inf).all() and model.training  # mode restored
 
 
 def test_injecting_dress_absent_removes_dress_pixels():
@@ -255,7 +258,7 @@ def test_injecting_dress_absent_removes_dress_pixels():
         top, left = 6 + 2 * i, 4 + 3 * i
         images[i, :, top:top + 16, left:left + 12] = 1.0
         masks[i, top:top + 16, left:left + 12] = DRESS if i % 2 == 0 else SKIRT
-    start = next(i for i, m in enumerate(model.layers) if isinstance(m, M.BranchInjection))
+    start = next(i for i, m in enumerate(model.layers) if isinstance(m, BranchInjection))
     tail = [p for m in model.layers[start:] for p in m.parameters()]
     for p in model.parameters():
         p.requires_grad_(False)
@@ -265,12 +268,13 @@ def test_injecting_dress_absent_removes_dress_pixels():
     prior = presence_targets(masks)
     for _ in range(60):
         opt.zero_grad()
-        weighted_cross_entropy(model(images, class_prior=prior)[0], masks).backward()
+        weighted_cross_entropy(model(images, class_prior=prior).seg, masks).backward()
         opt.step()
     dress_pixels = masks[0] == DRESS
-    seg = M.predict_with_prior(model, images[:1], present=("dress",), absent=("skirt",))[0].argmax(1)[0]
+    predictor = Predictor(model)
+    seg = predictor.run(images[:1], present=("dress",), absent=("skirt",)).seg.argmax(1)[0]
     assert (seg[dress_pixels] == DRESS).float().mean() > 0.9  # the prior is used ...
-    seg = M.predict_with_prior(model, images, absent=("dress",))[0].argmax(1)
+    seg = predictor.run(images, absent=("dress",)).seg.argmax(1)
     assert not (seg == DRESS).any()  # ... and "dress absent" removes every dress pixel
     assert (seg[masks == DRESS] != 0).float().mean() > 0.9  # the garment itself is still segmented
 
@@ -311,3 +315,65 @@ def test_fastai_freeze_trains_batchnorm_only_in_the_encoder(name):
     assert any(not torch.equal(p, b) for p, b in zip(rest, rest_before))
     learn.unfreeze()
     assert all(p.requires_grad for p in model.parameters())
+
+
+def test_model_output_survives_fastai_apply():
+    """fastai rebuilds outputs as type(out)([...]) (MixedPrecision's to_float on CUDA, get_preds' to_detach and
+    to_concat); absent heads (None) pass through, present ones are converted."""
+    from fastai.torch_core import to_concat, to_detach, to_device, to_float, to_half
+    seg, cls = torch.randn(2, 9, 4, 4, requires_grad=True), torch.randn(2, 8, requires_grad=True)
+    for out in (ModelOutput(seg.half(), cls.half()), ModelOutput([seg.half(), None, None])):
+        n_heads = sum(t is not None for t in out.heads())
+        for convert, check in ((to_float, lambda t: t.dtype == torch.float32),
+                               (to_half, lambda t: t.dtype == torch.half),
+                               (to_detach, lambda t: not t.requires_grad and t.dtype == torch.half),
+                               (lambda b: to_device(b, "cpu"), lambda t: t.device.type == "cpu")):
+            got = convert(out)
+            heads = [t for t in got.heads() if t is not None]
+            assert type(got) is ModelOutput and got.box is None and len(heads) == n_heads and all(map(check, heads))
+        both = to_concat([out, out])
+        assert type(both) is ModelOutput and both.seg.shape == (4, 9, 4, 4) and both.box is None
+        assert (both.cls is None) == (out.cls is None)
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_torch_compile_traces_every_model(name):
+    """One graph (fullgraph) per model: no fastai ``x.orig`` tricks, no TensorBase cast in the forward; the U-Net
+    blocks' skip features (fastai's hooks on the encoder) are traced, not read stale from the previous call."""
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    model = build_model(name, encoder="efficientnet-lite0", img_size=(64, 64)).eval()
+    compiled = torch.compile(model, backend="aot_eager", fullgraph=True)
+    x1, x2 = torch.randn(2, 3, 64, 64), torch.randn(2, 3, 64, 64)
+    prior = M.make_class_prior(present="top", absent="dress", batch_size=2) if model.supports_prior else None
+    with torch.no_grad():
+        model(x1)  # the eager call leaves x1's skip features in the hooks
+        got, want = compiled(x2), model(x2)
+        calls = [(got, want)]
+        if prior is not None:
+            calls.append((compiled(x2, class_prior=prior), model(x2, class_prior=prior)))
+    for got, want in calls:
+        assert type(got) is ModelOutput
+        for a, b in zip(got.heads(), want.heads()):
+            assert (a is None) == (b is None)
+            if a is not None:  # exact for the U-Nets; smp's interpolations are decomposed (about 1e-6 apart)
+                torch.testing.assert_close(a, b, rtol=0, atol=0 if name not in M.factory.BASELINES else 1e-5)
+
+
+def test_predictor_inputs_are_the_loaders_and_resize_photos():
+    """Evaluation through the predictor sees the training loader's normalised tensors, bit for bit."""
+    from fastai.torch_core import TensorImage
+
+    from clothparse_lib.data.loaders import batch_transforms
+    model = build_model("plain_unet", encoder="efficientnet-lite0", img_size=(64, 32))
+    images = np.random.default_rng(0).integers(0, 256, (3, 64, 32, 3), dtype=np.uint8)
+    batch = TensorImage(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous())
+    for tfm in batch_transforms(model.normalization, augment=False):
+        batch = tfm(batch)
+    predictor = Predictor(model, batch_size=2)
+    assert torch.equal(predictor.inputs(images), batch.as_subclass(torch.Tensor))
+    assert predictor.inputs(images[0, :50, :20]).shape == (1, 3, 64, 32)  # one photo of another size, squashed
+    masks = predictor.masks(images)
+    with torch.no_grad():
+        assert np.array_equal(masks, model.eval()(batch.as_subclass(torch.Tensor)).seg.argmax(1).numpy())
+    assert predictor(images).seg.shape == (3, 9, 64, 32) and predictor(images).cls is None

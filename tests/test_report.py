@@ -7,7 +7,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from clothparse_lib import paper
-from clothparse_lib.models.unet import build_model, count_parameters
+from clothparse_lib.models import build_model, count_parameters
 from clothparse_lib.results import ablations, architecture, beyond, confusion, intro, qualitative
 from clothparse_lib.results import training as training_results
 from clothparse_lib.results.run import Run

@@ -35,14 +35,15 @@ CACHE_FORMAT = 1
 
 
 def parse_size(size: str | tuple[int, int]) -> tuple[int, int]:
-    """(height, width) from ``"288x192"`` or a tuple; both must be positive multiples of 32."""
+    """(height, width) as ints from ``"288x192"`` or a pair; both must be positive multiples of 32 (the cache's and
+    every model's input size)."""
     if isinstance(size, str):
         try:
             h, w = (int(v) for v in size.lower().split("x"))
         except ValueError:
             raise ValueError(f"size must look like HEIGHTxWIDTH (e.g. 288x192), got {size!r}") from None
     else:
-        h, w = size
+        h, w = (int(v) for v in size)
     if h <= 0 or w <= 0 or h % 32 or w % 32:
         raise ValueError(f"height and width must be positive multiples of 32 (the encoder downsamples by 32), got {h}x{w}")
     return h, w

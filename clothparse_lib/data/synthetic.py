@@ -22,6 +22,7 @@ from PIL import Image, ImageDraw
 
 from ..taxonomy import CLASS_INDEX, PAINT_ORDER
 from .base import Sample
+from .targets import region_box
 
 GENERATOR_VERSION = 2
 CLASS_HUES = {"top": 0, "overtop": 30, "pants": 220, "shorts": 180, "skirt": 280, "dress": 320, "shoe": 60, "bag": 120}
@@ -159,13 +160,9 @@ def make_sample(i: int, seed: int = 0, height: int = 288, width: int = 192, p_tw
                 boxes_layers[g] = boxes_layers.get(g, np.zeros(shape, bool)) | region
         if annotated:
             info["garments"] = sorted(set(info["garments"]) | set(layers))
-        ys, xs = np.nonzero(person)
-        info["person_boxes"].insert(0, (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1))
-    info["boxes"] = {}
-    for g, region in boxes_layers.items():
-        ys, xs = np.nonzero(region)
-        if len(xs):
-            info["boxes"][g] = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+        info["person_boxes"].insert(0, region_box(person))
+    boxes = {g: region_box(region) for g, region in boxes_layers.items()}
+    info["boxes"] = {g: box for g, box in boxes.items() if box is not None}
     return Sample(f"synthetic-{seed}-{i:05d}", image, mask, info)
 
 

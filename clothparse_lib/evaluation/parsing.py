@@ -5,10 +5,10 @@
     result.mask            # HxW uint8 class indices at the photo's own size
     result.garments        # name, pixel share, box, presence probability, dominant colour
 
-The photo is squashed to the model's training size (as in training), and the segmentation logits
-are resized back to the photo's size (bilinear) before the per-pixel argmax. Known facts enter the
-network through the ClassBranch (the paper's injection); a garment declared absent is in addition
-excluded from the argmax, so that it can never be reported (the injection alone only discourages it).
+The photo goes through the :class:`predictor.Predictor` (squashed to the model's training size, as in training;
+known facts injected through the ClassBranch, the paper's injection), and the segmentation logits are resized back
+to the photo's size (bilinear) before the per-pixel argmax. A garment declared absent is in addition excluded from
+the argmax, so that it can never be reported (the injection alone only discourages it).
 """
 from __future__ import annotations
 
@@ -18,12 +18,12 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 from ..data.base import read_rgb
+from ..data.targets import region_box
 from ..models.checkpoints import load_model
-from ..models.unet import make_class_prior, split_outputs
 from ..taxonomy import CLASS_INDEX, GARMENTS, colorize, parse_classes
+from .predictor import Predictor
 
 # A small named palette for colour tags (RGB).
 COLOR_NAMES = {
@@ -93,11 +93,7 @@ def dominant_color(pixels: np.ndarray) -> tuple[str, str]:
 class Parser:
     def __init__(self, model: torch.nn.Module, device=None):
         self.model = model.eval()
-        self.device = device or next(model.parameters()).device
-        self.size = tuple(model.img_size)
-        mean, std = model.normalization
-        self.mean = torch.tensor(mean, device=self.device)[:, None, None]
-        self.std = torch.tensor(std, device=self.device)[:, None, None]
+        self.predictor = Predictor(model, device)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device=None, run_dir: str | Path | None = None) -> "Parser":
@@ -109,30 +105,18 @@ class Parser:
         if not isinstance(image, np.ndarray):
             image = read_rgb(Path(image), str(image))
         present, absent = parse_classes(present), parse_classes(absent)
-        h, w = image.shape[:2]
-        small = np.array(Image.fromarray(image).resize(self.size[::-1], Image.BILINEAR))
-        x = torch.from_numpy(small).to(self.device).permute(2, 0, 1).float().div(255)
-        x = ((x - self.mean) / self.std)[None]
-        if present or absent:
-            if not getattr(self.model, "supports_prior", False):
-                raise ValueError(f"model {self.model.model_name!r} cannot use known garments (--present/--absent): "
-                                 "its ClassBranch does not feed the segmentation; use 'extended' or 'class_branch_only'")
-            out = self.model(x, class_prior=make_class_prior(present, absent, 1, device=self.device))
-        else:
-            out = self.model(x)
-        seg, cls, _ = split_outputs(out)
-        seg = F.interpolate(seg.float(), size=(h, w), mode="bilinear", align_corners=False)
+        out = self.predictor(image, present, absent)
+        seg = F.interpolate(out.seg.float(), size=image.shape[:2], mode="bilinear", align_corners=False)
         for g in absent:
             seg[:, CLASS_INDEX[g]] = -torch.inf
         mask = seg.argmax(1)[0].to(torch.uint8).cpu().numpy()
-        probs = torch.sigmoid(cls.float())[0].cpu().numpy() if cls is not None else None
+        probs = None if out.cls is None else torch.sigmoid(out.cls.float())[0].cpu().numpy()
         garments = []
         for g in GARMENTS:
             region = mask == CLASS_INDEX[g]
             if not region.any():
                 continue
-            ys, xs = np.nonzero(region)
             hexcol, name = dominant_color(image[region])
-            garments.append(Garment(g, float(region.mean()), (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1),
+            garments.append(Garment(g, float(region.mean()), region_box(region),
                                     None if probs is None else float(probs[GARMENTS.index(g)]), hexcol, name))
         return Parsing(mask, garments)

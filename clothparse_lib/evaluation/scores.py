@@ -19,13 +19,14 @@ import torch
 from tqdm.auto import tqdm
 
 from ..data import Cache
-from ..data.loaders import split_rows, test_loader
+from ..data.loaders import split_rows
 from ..data.targets import presence_targets
+from ..models import make_class_prior
 from ..models.checkpoints import load_model, write_json
-from ..models.unet import make_class_prior, split_outputs
 from ..taxonomy import GARMENTS, N_CLASSES
 from ..training.losses import loss_terms
 from .metrics import classification_scores, confusion_matrix, segmentation_scores
+from .predictor import Predictor
 
 PARTIAL_PRIOR = ("dress", "skirt")
 
@@ -59,31 +60,32 @@ def load_checked(path: Path, device=None, **expected) -> torch.nn.Module:
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, cache: Cache, split, split_name: str = "test", batch_size: int = 16,
              device=None, partial: tuple[str, ...] = PARTIAL_PRIOR, progress: bool = True) -> Evaluation:
-    model.eval()
-    device = device or next(model.parameters()).device
-    dl = test_loader(cache, split, model.normalization, batch_size, device, split_name)
-    ids = cache.index["image_id"].to_numpy()[split_rows(cache, split, split_name)]
-    modes = ["none"] + (["gt", "partial"] if getattr(model, "supports_prior", False) else [])
-    conf = {m: torch.zeros(N_CLASSES, N_CLASSES, dtype=torch.long, device=device) for m in modes}
-    probs, truth, rows = [], [], []
+    """One pass of :class:`predictor.Predictor` over split ``split_name`` of ``cache``, in cache order."""
+    predictor = Predictor(model, device, batch_size)
+    rows = split_rows(cache, split, split_name)
+    ids = cache.index["image_id"].to_numpy()[rows]
+    modes = ["none"] + (["gt", "partial"] if model.supports_prior else [])
+    conf = {m: torch.zeros(N_CLASSES, N_CLASSES, dtype=torch.long, device=predictor.device) for m in modes}
+    probs, truth, terms_per_batch = [], [], []
     partial_idx = [GARMENTS.index(g) for g in partial]
-    for images, masks in tqdm(dl, disable=not progress, desc=f"evaluating {getattr(model, 'model_name', '')}"):
-        images, masks = images.as_subclass(torch.Tensor), masks.as_subclass(torch.Tensor)  # plain tensors, not fastai's
-        out = model(images)
-        seg, cls, _ = split_outputs(out)
-        conf["none"] += confusion_matrix(seg.argmax(1), masks)
+    for start in tqdm(range(0, len(rows), batch_size), disable=not progress,
+                      desc=f"evaluating {getattr(model, 'model_name', '')}"):
+        images, masks = cache.batch(rows[start:start + batch_size])
+        x, masks = predictor.inputs(images), torch.from_numpy(masks).to(predictor.device).long()
+        out = predictor.run(x)
+        conf["none"] += confusion_matrix(out.seg.argmax(1), masks)
         present = presence_targets(masks)
         terms = loss_terms(out, masks, reduction="none")
-        rows.append(pd.DataFrame({k: v.float().cpu().numpy() for k, v in terms.items()}))
+        terms_per_batch.append(pd.DataFrame({k: v.float().cpu().numpy() for k, v in terms.items()}))
         truth.append(present.bool().cpu().numpy())
-        if cls is not None:
-            probs.append(torch.sigmoid(cls.float()).cpu().numpy())
+        if out.cls is not None:
+            probs.append(torch.sigmoid(out.cls.float()).cpu().numpy())
         if "gt" in modes:
-            conf["gt"] += confusion_matrix(split_outputs(model(images, class_prior=present))[0].argmax(1), masks)
-            prior = make_class_prior(batch_size=len(images), device=images.device)
+            conf["gt"] += confusion_matrix(predictor.run(x, class_prior=present).seg.argmax(1), masks)
+            prior = make_class_prior(batch_size=len(x), device=x.device)
             prior[:, partial_idx] = present[:, partial_idx]
-            conf["partial"] += confusion_matrix(split_outputs(model(images, class_prior=prior))[0].argmax(1), masks)
-    per_image = pd.concat(rows, ignore_index=True)
+            conf["partial"] += confusion_matrix(predictor.run(x, class_prior=prior).seg.argmax(1), masks)
+    per_image = pd.concat(terms_per_batch, ignore_index=True)
     per_image.insert(0, "image_id", ids)
     truth = np.concatenate(truth)
     for i, g in enumerate(GARMENTS):

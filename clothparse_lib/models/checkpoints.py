@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from fastai.torch_core import default_device
 
-from .unet import build_model
+from .factory import build_model
 
 CHECKPOINT_FORMAT = 2  # 2: the digest covers the manifest and the state too
 

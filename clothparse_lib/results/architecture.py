@@ -6,7 +6,7 @@ import warnings
 import pandas as pd
 import torch
 
-from ..models.unet import MODEL_NAMES, build_model, count_parameters
+from ..models import MODEL_NAMES, build_model, count_parameters
 
 # Figure 1: output channels of the plain U-Net's decoder, middle conv to the 1x1 conv to the classes.
 FIGURE1_CHANNELS = (512, 512, 384, 256, 96, 99, 9)

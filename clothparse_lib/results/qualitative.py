@@ -6,36 +6,21 @@
   painted that is not there (most such garments first, then highest loss).
 * :func:`partial_injection` — Figure 5: images without a dress that the model paints a dress on,
   predicted again with "no dress" injected through the ClassBranch input (the model alone: the
-  argmax is not masked, unlike :class:`inference.Parser`), and the dress pixels over the whole test
-  part with and without that prior.
+  argmax is not masked, unlike :class:`evaluation.parsing.Parser`), and the dress pixels over the whole
+  test part with and without that prior.
+
+Masks come from :class:`evaluation.predictor.Predictor`.
 """
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import torch
 
 from ..data.loaders import split_rows
+from ..evaluation.predictor import Predictor
 from ..models.checkpoints import load_model
-from ..models.unet import make_class_prior, split_outputs
 from ..taxonomy import CLASS_INDEX, GARMENTS, presence
 from .run import Run
-
-
-@torch.no_grad()
-def predict_masks(model: torch.nn.Module, images: np.ndarray, class_prior: torch.Tensor | None = None,
-                  batch_size: int = 16) -> np.ndarray:
-    """Class-index masks (N, H, W) of uint8 RGB images (N, H, W, 3) at the model's size."""
-    model.eval()
-    device = next(model.parameters()).device
-    mean, std = (torch.tensor(v, device=device)[:, None, None] for v in model.normalization)
-    out = []
-    for i in range(0, len(images), batch_size):
-        x = torch.from_numpy(np.ascontiguousarray(images[i:i + batch_size])).to(device).permute(0, 3, 1, 2).float() / 255
-        prior = None if class_prior is None else class_prior.expand(len(x), -1)
-        seg = split_outputs(model((x - mean) / std) if prior is None else model((x - mean) / std, class_prior=prior))[0]
-        out.append(seg.argmax(1).to(torch.uint8).cpu().numpy())
-    return np.concatenate(out)
 
 
 def test_part(run: Run, model: str = "extended"):
@@ -61,7 +46,7 @@ def loss_sorted(run: Run, model: str = "extended", n: int = 3) -> dict[str, list
     """Figure 6's groups: ``{"highest loss": rows, "middle": ..., "lowest loss": ..., "failures": ...}``,
     each row ``(label, image, ground truth, prediction)`` for :func:`viz.gallery`."""
     net, images, masks, per_image = test_part(run, model)
-    preds = predict_masks(net, images)
+    preds = Predictor(net).masks(images)
     order = per_image["ce"].to_numpy().argsort()[::-1]  # highest loss first
     mid = len(order) // 2 - n // 2
     groups = {"highest loss": order[:n], "middle": order[max(mid, 0): max(mid, 0) + n], "lowest loss": order[-n:][::-1]}
@@ -83,11 +68,10 @@ def partial_injection(run: Run, model: str = "extended", absent: str = "dress", 
     """Figure 5: rows ``(label, image, ground truth, prediction, prediction with "no <absent>")`` and the
     test part's pixel counts of ``absent`` on images without it, with and without the prior."""
     net, images, masks, per_image = test_part(run, model)
-    if not getattr(net, "supports_prior", False):
-        raise ValueError(f"model {model!r} has no prior input; use 'extended' or 'class_branch_only'")
+    predictor = Predictor(net)
+    told = predictor.masks(images, absent=[absent])  # first: refused for a model without a prior input
+    plain = predictor.masks(images)
     k = CLASS_INDEX[absent]
-    plain = predict_masks(net, images)
-    told = predict_masks(net, images, make_class_prior(absent=[absent], device=next(net.parameters()).device))
     without = ~(masks == k).any((1, 2))
     wrong = ((plain == k) & without[:, None, None]).sum((1, 2))
     picked = [i for i in wrong.argsort()[::-1][:n] if wrong[i] > 0]

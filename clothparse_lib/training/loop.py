@@ -50,7 +50,7 @@ from ..models.checkpoints import (
     read_checkpoint,
     write_json,
 )
-from ..models.unet import build_model, model_splitter, split_outputs
+from ..models import build_model, model_splitter
 from ..profiles import TrainSettings
 from ..provenance import environment, git_commit
 from .losses import ClothParsingLoss, loss_term_metrics
@@ -63,8 +63,7 @@ class ValidIoU(Metric):
         self.conf = 0
 
     def accumulate(self, learn):  # on the device: no sync per batch
-        seg = split_outputs(learn.pred)[0]
-        self.conf = self.conf + confusion_matrix(seg.argmax(1), learn.yb[0])
+        self.conf = self.conf + confusion_matrix(learn.pred.seg.argmax(1), learn.yb[0])
 
     @property
     def value(self):

@@ -21,7 +21,7 @@ from fastai.learner import Metric
 from fastai.torch_core import find_bs
 
 from ..data.targets import presence_and_boxes
-from ..models.unet import split_outputs
+from ..models.outputs import ModelOutput
 
 W_BOX = 75.0  # paper
 W_BCE = 1.0  # the paper's "terms contribute about evenly": checked in the book's chapter Training
@@ -51,14 +51,14 @@ def weighted_cross_entropy(seg: torch.Tensor, masks: torch.Tensor, reduction: st
         return per_pixel.flatten(1).sum(1) / w.flatten(1).sum(1)
 
 
-def loss_terms(preds, masks: torch.Tensor, reduction: str = "mean") -> dict[str, torch.Tensor]:
-    """Unweighted fp32 terms of any model's output: ``ce``, plus ``bce`` and ``box`` where it has those heads.
+def loss_terms(preds: ModelOutput, masks: torch.Tensor, reduction: str = "mean") -> dict[str, torch.Tensor]:
+    """Unweighted fp32 terms of a model's output: ``ce``, plus ``bce`` and ``box`` where it has those heads.
 
     ``reduction="none"`` gives per-image values (B,) (e.g. to rank images by loss, as in Figure 6).
     """
     if reduction not in ("mean", "none"):
         raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
-    seg, cls, box = (_fp32(t) for t in split_outputs(preds))
+    seg, cls, box = (_fp32(t) for t in preds.heads())
     terms = {"ce": weighted_cross_entropy(seg, masks, reduction)}
     if cls is None and box is None:
         return terms
@@ -91,14 +91,14 @@ class ClothParsingLoss:
         self.reduction = reduction
         self.last_terms: dict[str, torch.Tensor] = {}
 
-    def __call__(self, preds, masks: torch.Tensor) -> torch.Tensor:
+    def __call__(self, preds: ModelOutput, masks: torch.Tensor) -> torch.Tensor:
         terms = loss_terms(preds, masks, self.reduction)
         total = sum(self.weights[k] * v for k, v in terms.items())
         self.last_terms = {**{k: v.detach() for k, v in terms.items()}, "total": total.detach()}
         return total
 
-    def activation(self, preds) -> torch.Tensor:
-        return F.softmax(_fp32(split_outputs(preds)[0]), dim=1)
+    def activation(self, preds: ModelOutput) -> torch.Tensor:
+        return F.softmax(_fp32(preds.seg), dim=1)
 
     def decodes(self, probs: torch.Tensor) -> torch.Tensor:
         return probs.argmax(dim=1)
