@@ -16,7 +16,7 @@
   :func:`detach_branches` makes inference cost exactly what the plain U-Net costs.
 
 Prior injection (Table 5, Figure 5): ``model(x, class_prior=p)`` (:mod:`prior`) for the models whose ClassBranch
-feeds the segmentation (:data:`PRIOR_MODELS`); inference goes through ``evaluation.Predictor``.
+feeds the segmentation (:data:`PRIOR_MODELS`); inference goes through ``evaluation.predictor.Predictor``.
 """
 from __future__ import annotations
 
