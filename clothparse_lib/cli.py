@@ -11,12 +11,13 @@ from . import settings
 from .profiles import DRY_RUN_SUFFIX
 
 DATA_DIR_DEFAULT = f"${settings.DATA_DIR_VAR}, else {settings.DEFAULT_DATA_DIR}"
+RUNS_DIR_HELP = f"folder of the run folders <runs-dir>/<profile> (default ${settings.RUNS_DIR_VAR}, else ./runs)"
 
 
 def _prepare(args) -> int:
     from .data.prepared import prepare_dataset
 
-    prepared = prepare_dataset(args.profile, data_dir=args.data_dir, run_dir=args.run_dir, cache_dir=args.cache_dir,
+    prepared = prepare_dataset(args.profile, data_dir=args.data_dir, run_dir=_run_dir(args), cache_dir=args.cache_dir,
                                size=args.size, workers=args.workers, progress=not args.quiet)
     cache, manifest = prepared.cache, prepared.cache.manifest
     print(f"profile {prepared.profile.name}: {len(cache)} images of {manifest['source']} cached at "
@@ -54,7 +55,7 @@ def _settings(args):
 
 
 def _run_dir(args):
-    return args.run_dir or settings.runs_dir() / args.profile
+    return settings.run_dir(args.profile, args.run_dir, args.runs_dir)
 
 
 def _train(args) -> int:
@@ -167,12 +168,18 @@ def _table1(args) -> int:
     return 0
 
 
+def _run_folder_arguments(p: argparse.ArgumentParser) -> None:
+    """The run folder, as every command that reads or writes one takes it (resolved by :func:`settings.run_dir`)."""
+    p.add_argument("--runs-dir", help=RUNS_DIR_HELP)
+    p.add_argument("--run-dir", type=Path, help="the run folder itself, instead of <runs-dir>/<profile>")
+
+
 def _run_arguments(p: argparse.ArgumentParser, models: bool = False) -> None:
     p.add_argument("--profile", default="demo", help="smoke, demo or paper")
     if models:
         p.add_argument("--model", nargs="+", default=["extended"], help="model names (models.MODEL_NAMES)")
     p.add_argument("--data-dir", help=f"folder holding ccp/ or imaterialist/ (default {DATA_DIR_DEFAULT})")
-    p.add_argument("--run-dir", type=Path, help="run folder (default runs/<profile>)")
+    _run_folder_arguments(p)
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: CUDA when available)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -237,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", default="demo", help="smoke (synthetic), demo (CCP) or paper (iMaterialist)")
     p.add_argument("--data-dir", help=f"folder holding ccp/ or imaterialist/ (default {DATA_DIR_DEFAULT})")
     p.add_argument("--cache-dir", help=f"where caches go (default ${settings.CACHE_DIR_VAR} or ~/.cache/clothparse/data)")
-    p.add_argument("--run-dir", help="run folder for the split (default runs/<profile>)")
+    _run_folder_arguments(p)
     p.add_argument("--size", help="HEIGHTxWIDTH, multiples of 32 (default: the profile's)")
     p.add_argument("--workers", type=int, help="reader processes (default: all cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -269,7 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--checkpoint", required=True, help="a best.pt / last.pt file, or a model of the run folder "
                    "(e.g. extended: models/extended/, else the book's models/extended-refined/)")
     r.add_argument("--profile", default="demo", help="whose run folder holds the models (default demo)")
-    r.add_argument("--run-dir", type=Path, help="run folder (default runs/<profile>)")
+    _run_folder_arguments(r)
     r.add_argument("--out", required=True, help="output folder")
     r.add_argument("--present", action="append", default=[], help="garment known to be present (repeatable)")
     r.add_argument("--absent", action="append", default=[], help="garment known to be absent (repeatable)")
@@ -298,7 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "on a GPU as many as its memory and the cores allow)")
     br.add_argument("--from", dest="start", metavar="CHAPTER", help="start at this chapter (resume after a failure)")
     br.add_argument("--force", action="store_true", help="execute even the unchanged chapters")
-    br.add_argument("--runs-dir", help=f"parent of the run folder <runs-dir>/<profile> (default ${settings.RUNS_DIR_VAR} or ./runs)")
+    br.add_argument("--runs-dir", help=RUNS_DIR_HELP)
     br.add_argument("--data-dir", help=f"folder holding ccp/ or imaterialist/ (default {DATA_DIR_DEFAULT})")
     br.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                     help="another papermill parameter (VALUE read as JSON when it parses, else as text)")

@@ -16,6 +16,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+W_BOX = 75.0  # the paper's box-term weight
+W_BCE = 1.0  # lost in the paper's text ("terms contribute about evenly"): checked in the book's chapter Training
+
 
 @dataclass(frozen=True)
 class TrainSettings:
@@ -29,8 +32,8 @@ class TrainSettings:
     lr_frozen: float = 1e-3  # one-cycle maximum, phase 1 (the paper's exponent is lost)
     lr_unfrozen: float = 1e-4  # one-cycle maximum, phase 2 (lost in the text)
     wd: float = 1e-2  # decoupled weight decay (exponent lost in the text)
-    w_bce: float | None = None  # None: losses.W_BCE
-    w_box: float = 75.0
+    w_bce: float = W_BCE
+    w_box: float = W_BOX
 
 
 @dataclass(frozen=True)

@@ -82,7 +82,7 @@ def test_loss_calibration_of_the_trained_model(run):
     run.ensure("extended")
     table = training_results.loss_calibration(run, "extended", batches=1)  # smoke's validation part is one batch
     assert list(table.index) == ["ce", "bce", "box"] and table.attrs["batches"] == 1
-    assert table.loc["bce", "weight used"] == training_results.bce_weight(run.profile.train)
+    assert table.loc["bce", "weight used"] == run.profile.train.w_bce
     assert table.loc["box", "weight used"] == run.profile.train.w_box
     even = table["unweighted mean"] * table["weight for even terms"]
     assert np.allclose(even, table.loc["ce", "unweighted mean"])  # the weights that make every term the CE

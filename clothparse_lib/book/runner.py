@@ -109,7 +109,7 @@ def run_book(profile: str, root: Path = ROOT, runs_dir=None, data_dir=None, star
     missing = [c for c in chapters if not (book / f"{c}.ipynb").exists()]
     if missing:
         raise FileNotFoundError(f"chapters not found in {book}: {', '.join(missing)}")
-    runs = Path(runs_dir or os.environ.get(settings.RUNS_DIR_VAR) or Path(root) / "runs").resolve()
+    runs = settings.runs_dir(runs_dir).resolve()
     run_dir = runs / profile
     run_dir.mkdir(parents=True, exist_ok=True)
     stamps_file, times_file = run_dir / "book-stamps.json", run_dir / "book-times.csv"

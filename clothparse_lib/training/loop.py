@@ -186,7 +186,7 @@ def trim_history(path: Path, state: dict) -> None:
 
 
 def make_learner(model, dls, settings: TrainSettings) -> Learner:
-    loss = ClothParsingLoss(**({"w_bce": settings.w_bce} if settings.w_bce is not None else {}), w_box=settings.w_box)
+    loss = ClothParsingLoss(w_bce=settings.w_bce, w_box=settings.w_box)
     learn = Learner(dls, model, loss_func=loss, opt_func=Adam, wd=settings.wd, splitter=model_splitter,
                     metrics=[*loss_term_metrics(loss), ValidIoU()])
     learn.recorder.train_metrics = True
