@@ -37,10 +37,20 @@ ROOT = Path(__file__).resolve().parents[2]
 PUBLISHED_PROFILE = "demo"
 
 
-# Execution order: the introduction's summary gathers every other chapter's results, so it runs last
-# (the table of contents, _toc.yml, puts it first).
-CHAPTERS = ("refinement", "architecture", "training", "baselines", "ablations", "confusion", "qualitative",
-            "beyond", "intro")
+RUNS_LAST = "intro"  # the one exception to _toc.yml's order: its summary gathers every other chapter's results
+
+
+def toc_chapters(root: Path = ROOT) -> tuple[str, ...]:
+    """The chapters in execution order: ``_toc.yml``'s (the only chapter list), with :data:`RUNS_LAST` moved last."""
+    import yaml
+
+    toc = yaml.safe_load((Path(root) / "_toc.yml").read_text())
+    files = [toc["root"], *(entry["file"] for entry in toc.get("chapters", []))]
+    names = [Path(f).name for f in files]
+    return tuple(n for n in names if n != RUNS_LAST) + ((RUNS_LAST,) if RUNS_LAST in names else ())
+
+
+CHAPTERS = toc_chapters()
 
 
 class ChapterFailed(RuntimeError):
