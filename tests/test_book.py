@@ -239,18 +239,16 @@ def _probe(chromium: str, page: Path, profile_dir: Path) -> dict:
 
 
 @pytest.mark.slow
-def test_smoke_book_runs_renders_and_opens_in_chromium(tmp_path):
+def test_smoke_book_renders_and_opens_in_chromium(tmp_path):
+    """The smoke book (nbval's references: the chapters as the runner executed them with the smoke profile, which
+    nbval re-executes above) rendered with warnings as errors, every page opened in a browser."""
     chromium = _chromium()
     root = tmp_path / "project"
     (root / "book").mkdir(parents=True)
     for f in ("_config.yml", "_toc.yml"):
         shutil.copy(ROOT / f, root / f)
     for chapter in book.CHAPTERS:
-        shutil.copy(ROOT / "book" / f"{chapter}.ipynb", root / "book")
-    t = time.perf_counter()
-    results = book.run_book("smoke", root=root, runs_dir=tmp_path / "runs", force=True, progress=False)
-    print(f"smoke book: {len(results)} chapters in {time.perf_counter() - t:.0f} s")
-    assert [r.status for r in results] == ["executed"] * len(book.CHAPTERS)
+        shutil.copy(REFERENCES / f"{chapter}.ipynb", root / "book")
     html = book.build_html(root, quiet=True)  # warnings are errors
     ARTIFACTS.mkdir(exist_ok=True)
     problems = []

@@ -10,13 +10,12 @@ from clothparse_lib import paper
 from clothparse_lib.models.unet import build_model, count_parameters
 from clothparse_lib.results import ablations, architecture, beyond, confusion, intro, qualitative
 from clothparse_lib.results import training as training_results
-from clothparse_lib.results.run import Run
 from clothparse_lib.taxonomy import CLASS_INDEX
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    return Run.open("smoke", tmp_path_factory.mktemp("run"), progress=False, device="cpu")
+def run(smoke_run):
+    return smoke_run
 
 
 def test_table4_and_table5_beside_the_paper(run):
