@@ -218,7 +218,7 @@ def _record_time(path: Path, chapter: str, seconds: float) -> None:
     table.to_csv(path, index=False)
 
 
-def chapter_times(run_dir: Path) -> "pd.DataFrame":
+def chapter_times(run_dir: Path):
     """Wall time of each chapter's latest execution in this run folder (``book-times.csv``)."""
     import pandas as pd
 

@@ -19,7 +19,7 @@ from .. import settings
 from ..data import open_source
 from ..data.prepared import PreparedData, prepare_dataset
 from ..evaluation.scores import evaluate, load_scores, result_file, save_evaluation
-from ..models.checkpoints import is_finished, load_model
+from ..models.checkpoints import is_finished, load_model, tag
 from ..profiles import Profile, TrainSettings, get_profile
 from ..refinement.persons import make_detector
 from ..refinement.refine import (
@@ -107,7 +107,3 @@ class Run:
                               progress=self.progress)
             save_evaluation(result, folder, name, {"split": "test", "data": on})
         return load_scores(folder, name)
-
-
-def tag(model: str, variant: str, seed: int) -> str:
-    return f"{model}-{variant}" + (f"-seed{seed}" if seed else "")
