@@ -142,19 +142,37 @@ def _output_stems(images: list[Path], out: Path) -> list[str]:
 
 
 def _refine(args) -> int:
-    from .data import open_source
-    from .refinement.refine import review_gallery, summary
+    from .results import refinement
     from .results.run import Run
 
     run = Run.open(args.profile, _run_dir(args), args.data_dir, device=args.device, progress=not args.quiet)
-    index = run.refined_index()
-    print(summary(index).to_string())
-    review = index[index["status"] == "review"]
-    if len(review):
-        fig = review_gallery(index, open_source(run.profile.source, run.data_dir, **run.profile.source_params))
-        fig.savefig(run.run_dir / "review.png", dpi=80)
-    print(f"refined index: {run.run_dir / 'refined_index.csv'}; review list ({len(review)} images): {run.run_dir / 'review.csv'}")
+    review = int((run.refined_index()["status"] == "review").sum())
+    print(refinement.summary(run).to_string())
+    if review:
+        refinement.review_gallery(run).savefig(run.run_dir / "review.png", dpi=80)
+    print(f"refined index: {run.run_dir / 'refined_index.csv'}; "
+          f"review list ({review} images): {run.run_dir / 'review.csv'}")
     return 0
+
+
+def _persons(args) -> int:
+    """Print ``path<TAB>persons`` per image; unreadable images go to stderr and make the exit code 1."""
+    from .refinement.persons import detect_many, make_detector
+
+    settings = {}
+    if args.threshold is not None:
+        settings["score_threshold"] = args.threshold
+    if args.backend == "maskrcnn" and args.weights:
+        settings["weights"] = args.weights
+    elif args.weights:
+        raise ValueError("--weights applies to the maskrcnn backend only")
+    run = detect_many(make_detector(args.backend, **settings), args.images, cache_file=args.cache, progress=None)
+    for row in run.table.itertuples():
+        if isinstance(row.error, str):
+            print(f"clothparse persons: {row.key}: {row.error}", file=sys.stderr)
+        else:
+            print(f"{row.key}\t{int(row.persons)}")
+    return 1 if run.skipped.total else 0
 
 
 def _table1(args) -> int:
@@ -291,8 +309,15 @@ def build_parser() -> argparse.ArgumentParser:
     _run_arguments(t1)
     t1.set_defaults(func=_table1)
 
-    from .refinement.persons import add_persons_parser
-    add_persons_parser(sub)
+    from .refinement.persons import BACKENDS, DEFAULT_BACKEND
+    ps = sub.add_parser("persons", help="count the persons in images (one line per image: path<TAB>count)")
+    ps.add_argument("images", nargs="+", metavar="IMAGE")
+    ps.add_argument("--backend", default=DEFAULT_BACKEND, choices=sorted(BACKENDS),
+                    help=f"person detector (default {DEFAULT_BACKEND}; maskrcnn is the paper's, needs weights)")
+    ps.add_argument("--weights", help="maskrcnn: a local state-dict file (default: torchvision's download)")
+    ps.add_argument("--threshold", type=float, help="minimum detection score (default: the backend's)")
+    ps.add_argument("--cache", help="JSON-lines file of per-image results: a rerun skips the images already done")
+    ps.set_defaults(func=_persons)
 
     b = sub.add_parser("book", help="run the book's chapters with papermill and render them with jupyter-book")
     bsub = b.add_subparsers(dest="book_command", required=True)

@@ -192,7 +192,7 @@ def test_paper_profile_prepares_kaggle_data_through_the_chapter(tmp_path):
     write_imaterialist_fixture(tmp_path / "data" / "imaterialist", n=12, seed=1)
     nb = _read(ROOT / "book" / "refinement.ipynb")
     nb.cells = book.source_cells(nb)
-    nb.cells = nb.cells[: next(i for i, c in enumerate(nb.cells) if "refined_index()" in c.source)]
+    nb.cells = nb.cells[: next(i for i, c in enumerate(nb.cells) if "refinement.summary(run)" in c.source)]
     nbformat.write(nb, tmp_path / "refinement.ipynb")
     out = papermill.execute_notebook(str(tmp_path / "refinement.ipynb"), str(tmp_path / "out.ipynb"), progress_bar=False,
                                      parameters={"profile": "paper", "data_dir": str(tmp_path / "data")},

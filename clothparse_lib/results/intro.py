@@ -37,8 +37,9 @@ def deviations(profile: str | Profile) -> pd.DataFrame:
     costs = cost_ratios(p.size, t.encoder)
     rows = []
     if p.source != "imaterialist":
-        why = {"ccp": "iMaterialist needs a Kaggle account and 45k images at 288x192 need a GPU; CCP (Clothing "
-                      "Co-Parsing) is public, small and has pixel labels mapped to the same 9 classes",
+        thousands = ref["dataset"]["images_total_original"] // 1000
+        why = {"ccp": f"iMaterialist needs a Kaggle account and {thousands}k images at 288x192 need a GPU; CCP "
+                      "(Clothing Co-Parsing) is public, small and has pixel labels mapped to the same 9 classes",
                "synthetic": "the smoke profile checks the code path in seconds; its numbers mean nothing"}[p.source]
         rows.append(("data set", ref["dataset"]["name"], p.source, why))
     if tuple(p.size) != tuple(ref["dataset"]["input_size_hw"]):
