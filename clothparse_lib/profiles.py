@@ -48,6 +48,7 @@ class Profile:
     seeds: tuple[int, ...] = (0,)  # every trained row of Tables 1 and 2 is trained once per seed
     spread_seeds: tuple[int, ...] | None = None  # the seed spread of chapter "Beyond" (None: ``seeds``)
     budget: str = "GPU time"  # why the schedule is shorter than the paper's (the deviations list)
+    lr_find_iterations: int = 60  # the learning-rate finder's mini-batches in chapter Training
 
     def __post_init__(self):
         if self.spread_seeds is None:
@@ -66,7 +67,7 @@ PROFILES: dict[str, Profile] = {
     "smoke": Profile("smoke", "synthetic", (96, 64), {"n": 96, "seed": 0, "height": 192, "width": 128}, detector="skin",
                      train=TrainSettings(encoder="efficientnet-lite0", batch_size=8, epochs_frozen=1, epochs_unfrozen=1,
                                          lr_frozen=3e-3, lr_unfrozen=1e-3), seeds=(0,), spread_seeds=(0, 1),
-                     budget="seconds per chapter (CI)"),
+                     budget="seconds per chapter (CI)", lr_find_iterations=20),
     # lrs: fastai's fine_tune defaults (2e-3 frozen, then lower); at 128x96 the lr finder's valley is lower
     # (about 4e-4, book chapter "Training"): the short schedule favours the larger step
     "demo": Profile("demo", "ccp", (128, 96),
@@ -86,11 +87,12 @@ PROFILES: dict[str, Profile] = {
 
 
 def dry_run(profile: Profile) -> Profile:
-    """``profile``'s code path at the smallest cost: 120 images at 96x64, 1 frozen epoch, at most 2 seeds."""
+    """``profile``'s code path at the smallest cost: 120 images at 96x64, 1 frozen epoch, at most 2 seeds, a short
+    learning-rate finder."""
     params = profile.source_params if profile.source == "synthetic" else {**profile.source_params, "limit": 120}
     seeds = profile.seeds[:2]
     return replace(profile, name=profile.name + DRY_RUN_SUFFIX, size=(96, 64), source_params=params, seeds=seeds,
-                   spread_seeds=seeds, train=replace(profile.train, epochs_frozen=1, epochs_unfrozen=0),
+                   spread_seeds=seeds, train=replace(profile.train, epochs_frozen=1, epochs_unfrozen=0), lr_find_iterations=10,
                    budget="a dry run checks the code path; its numbers mean nothing")
 
 

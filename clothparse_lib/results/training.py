@@ -48,10 +48,11 @@ def training_summary(run: Run, models, variant: str = "refined") -> pd.DataFrame
     return pd.DataFrame(rows).set_index("model")
 
 
-def lr_finder(run: Run, model: str = "extended", iterations: int = 60) -> dict:
+def lr_finder(run: Run, model: str = "extended", iterations: int | None = None) -> dict:
     """fastai's learning-rate finder on ``model`` with the profile's settings and the refined data (phase 1:
-    encoder frozen), as :func:`training.loop.lr_find` returns it."""
-    return lr_find(run.data("refined"), model, run.profile.train, device=run.device, num_it=iterations)
+    encoder frozen) for ``iterations`` mini-batches (None: the profile's), as :func:`training.loop.lr_find` returns it."""
+    return lr_find(run.data("refined"), model, run.profile.train, device=run.device,
+                   num_it=iterations or run.profile.lr_find_iterations)
 
 
 def history(run: Run, model: str = "extended", variant: str = "refined") -> pd.DataFrame:
