@@ -51,6 +51,13 @@ def _settings(args):
                                    "lr_frozen": args.lr_frozen, "lr_unfrozen": args.lr_unfrozen}.items() if v is not None}
     if args.weights is not None:
         overrides["weights"] = None if args.weights == "none" else args.weights
+    for key in ("precision", "data_on_device"):
+        if getattr(args, key, None) is not None:
+            overrides[key] = getattr(args, key)
+    if getattr(args, "compile", False):
+        overrides["compile"] = True
+    if getattr(args, "no_cudnn_benchmark", False):
+        overrides["cudnn_benchmark"] = False
     return replace(get_profile(args.profile).train, **overrides)
 
 
@@ -62,12 +69,27 @@ def _train(args) -> int:
     from .data.prepared import prepare_dataset
     from .training.loop import train_model
 
-    prepared = prepare_dataset(args.profile, data_dir=args.data_dir, run_dir=_run_dir(args), progress=not args.quiet)
     train_settings = _settings(args)
-    for name in args.model:
-        folder = train_model(prepared, name, train_settings, _run_dir(args), seed=args.seed, device=args.device,
-                             resume=not args.no_resume, progress=not args.quiet, distributed=args.distributed)
-        print(f"{name}: checkpoints and history in {folder}")
+    ctx = None
+    if args.distributed:  # rank 0 prepares the data first, the others then find it cached
+        from .training.distributed import start
+        ctx = start(args.device)
+    try:
+        if ctx is not None and not ctx.main:
+            ctx.barrier()
+        prepared = prepare_dataset(args.profile, data_dir=args.data_dir, run_dir=_run_dir(args),
+                                   progress=not args.quiet and (ctx is None or ctx.main))
+        if ctx is not None and ctx.main:
+            ctx.barrier()
+        for name in args.model:
+            folder = train_model(prepared, name, train_settings, _run_dir(args), seed=args.seed,
+                                 device=ctx.device if ctx is not None else args.device, resume=not args.no_resume,
+                                 progress=not args.quiet, distributed=args.distributed)
+            if ctx is None or ctx.main:
+                print(f"{name}: checkpoints and history in {folder}")
+    finally:
+        if ctx is not None:
+            ctx.close()
     return 0
 
 
@@ -279,8 +301,16 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lr-frozen", type=float)
     t.add_argument("--lr-unfrozen", type=float)
     t.add_argument("--no-resume", action="store_true", help="start afresh even if a checkpoint exists")
+    t.add_argument("--precision", choices=["auto", "fp32", "fp16", "bf16"],
+                   help="mixed precision (default auto: fp16 on CUDA, fp32 on a CPU)")
+    t.add_argument("--compile", action="store_true", help="torch.compile the model (anew for each phase)")
+    t.add_argument("--data-on-device", choices=["auto", "device", "host", "off"],
+                   help="training batches gathered and augmented on the device, from the cache held there "
+                   "(device) or read ahead into pinned memory (host); off: fastai's DataLoader "
+                   "(default auto: device when it fits on CUDA, else host; off on a CPU)")
+    t.add_argument("--no-cudnn-benchmark", action="store_true", help="no cudnn autotuning on CUDA")
     t.add_argument("--distributed", action="store_true",
-                   help="data-parallel under `accelerate launch` or `torchrun` (fastai distrib_ctx)")
+                   help="data-parallel, one process per GPU (or CPU process, gloo) under `torchrun`")
     t.set_defaults(func=_train)
 
     e = sub.add_parser("evaluate", help="evaluate trained models on a split (IoUs, confusion, ClassBranch, GT injection)")

@@ -34,6 +34,22 @@ class TrainSettings:
     wd: float = 1e-2  # decoupled weight decay (exponent lost in the text)
     w_bce: float = W_BCE
     w_box: float = W_BOX
+    # How to run it (training.loop; the defaults keep a CPU training bitwise as it was, and pick the fast path on CUDA):
+    precision: str = "auto"  # "auto" (fp16 mixed precision on CUDA, fp32 elsewhere), "fp32", "fp16" or "bf16"
+    compile: bool = False  # torch.compile the model, anew for each phase
+    data_on_device: str = "auto"  # batches: "auto" (on CUDA: the cache on the GPU when it fits, else "host";
+    # elsewhere "off"), "device", "host" (pinned, prefetched) or "off" (fastai's DataLoader); data.device
+    cudnn_benchmark: bool = True  # on CUDA: cudnn autotuning (fastest kernels; not bitwise repeatable on a GPU)
+
+    def __post_init__(self):
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.data_on_device not in DATA_ON_DEVICE:
+            raise ValueError(f"data_on_device must be one of {', '.join(DATA_ON_DEVICE)}, got {self.data_on_device!r}")
+
+
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+DATA_ON_DEVICE = ("auto", "device", "host", "off")
 
 
 @dataclass(frozen=True)
