@@ -19,19 +19,11 @@ import time
 import numpy as np
 
 from clothparse_lib.data import build_cache, open_source
+from clothparse_lib.data.fixtures import rle_decode_per_pixel
 from clothparse_lib.data.imaterialist import rle_decode, rle_encode
 from clothparse_lib.data.synthetic import SyntheticSource, make_sample
 
 IMATERIALIST_ROWS = 333_415  # rows of Kaggle's train.csv
-
-
-def decode_per_pixel(rle: str, h: int, w: int) -> np.ndarray:
-    flat = np.zeros(h * w, bool)
-    nums = [int(t) for t in rle.split()]
-    for start, length in zip(nums[0::2], nums[1::2]):
-        for p in range(start - 1, start - 1 + length):
-            flat[p] = True
-    return flat.reshape(w, h).T
 
 
 def decode_per_run(rle: str, h: int, w: int) -> np.ndarray:
@@ -72,7 +64,7 @@ def bench_rle(rows) -> None:
     t_vec = timed(rle_decode, rows, repeat=3)
     t_run = timed(decode_per_run, rows, repeat=3)
     sub = rows[: max(10, len(rows) // 10)]
-    t_pix = timed(decode_per_pixel, sub) * len(rows) / len(sub)
+    t_pix = timed(rle_decode_per_pixel, sub) * len(rows) / len(sub)
     print(f"\n1. RLE decode, {len(rows)} rows ({pixels / 1e6:.2f} MP images, {runs:.0f} runs per row on average)")
     print(f"   vectorised rle_decode     {len(rows) / t_vec:10.0f} rows/s  -> iMaterialist's {IMATERIALIST_ROWS} rows in {IMATERIALIST_ROWS * t_vec / len(rows):6.1f} s")
     print(f"   Python loop per run       {len(rows) / t_run:10.0f} rows/s  (vectorised is {t_run / t_vec:5.1f}x faster)")

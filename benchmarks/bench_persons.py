@@ -3,8 +3,8 @@
 For each offline backend (hog with its defaults; haar full-body, upper-body and frontal-face
 cascades; skin), ``detect_many`` runs over the same CCP photos (JPEG decoding included, no cache)
 with OpenCV limited to 1 thread and then allowed all cores, and the images/s give the projection
-for the paper's 45 622 iMaterialist images (whose JPEGs are larger than CCP's 550x825: decoding
-will cost more there; detection itself runs at a fixed working height).
+for the paper's iMaterialist images, ``IMATERIALIST_IMAGES`` (whose JPEGs are larger than CCP's 550x825:
+decoding will cost more there; detection itself runs at a fixed working height).
 
     CLOTHPARSE_DATA_DIR=... .venv/bin/python benchmarks/bench_persons.py [--images 60]
 """
@@ -40,7 +40,7 @@ def main() -> None:
     photos = sorted((locate(args.data_dir) / "photos").glob("*.jpg"))[: args.images]
     cores = len(os.sched_getaffinity(0))
     print(f"{len(photos)} CCP photos, {cores} cores, OpenCV {cv2.__version__}")
-    print(f"{'backend':24s} {'threads':>7s} {'images/s':>9s} {'45 622 images':>14s}")
+    print(f"{'backend':24s} {'threads':>7s} {'images/s':>9s} {f'{IMATERIALIST_IMAGES} images':>14s}")
     for label, (name, params) in BACKENDS.items():
         detector = make_detector(name, **params)
         for threads in sorted({1, cores}):

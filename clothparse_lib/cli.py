@@ -11,12 +11,13 @@ from . import settings
 from .profiles import DRY_RUN_SUFFIX
 
 DATA_DIR_DEFAULT = f"${settings.DATA_DIR_VAR}, else {settings.DEFAULT_DATA_DIR}"
+RUNS_DIR_HELP = f"folder of the run folders <runs-dir>/<profile> (default ${settings.RUNS_DIR_VAR}, else ./runs)"
 
 
 def _prepare(args) -> int:
     from .data.prepared import prepare_dataset
 
-    prepared = prepare_dataset(args.profile, data_dir=args.data_dir, run_dir=args.run_dir, cache_dir=args.cache_dir,
+    prepared = prepare_dataset(args.profile, data_dir=args.data_dir, run_dir=_run_dir(args), cache_dir=args.cache_dir,
                                size=args.size, workers=args.workers, progress=not args.quiet)
     cache, manifest = prepared.cache, prepared.cache.manifest
     print(f"profile {prepared.profile.name}: {len(cache)} images of {manifest['source']} cached at "
@@ -50,23 +51,45 @@ def _settings(args):
                                    "lr_frozen": args.lr_frozen, "lr_unfrozen": args.lr_unfrozen}.items() if v is not None}
     if args.weights is not None:
         overrides["weights"] = None if args.weights == "none" else args.weights
+    for key in ("precision", "data_on_device"):
+        if getattr(args, key, None) is not None:
+            overrides[key] = getattr(args, key)
+    if getattr(args, "compile", False):
+        overrides["compile"] = True
+    if getattr(args, "no_cudnn_benchmark", False):
+        overrides["cudnn_benchmark"] = False
     return replace(get_profile(args.profile).train, **overrides)
 
 
 def _run_dir(args):
-    return args.run_dir or settings.runs_dir() / args.profile
+    return settings.run_dir(args.profile, args.run_dir, args.runs_dir)
 
 
 def _train(args) -> int:
     from .data.prepared import prepare_dataset
     from .training.loop import train_model
 
-    prepared = prepare_dataset(args.profile, data_dir=args.data_dir, run_dir=_run_dir(args), progress=not args.quiet)
     train_settings = _settings(args)
-    for name in args.model:
-        folder = train_model(prepared, name, train_settings, _run_dir(args), seed=args.seed, device=args.device,
-                             resume=not args.no_resume, progress=not args.quiet, distributed=args.distributed)
-        print(f"{name}: checkpoints and history in {folder}")
+    ctx = None
+    if args.distributed:  # rank 0 prepares the data first, the others then find it cached
+        from .training.distributed import start
+        ctx = start(args.device)
+    try:
+        if ctx is not None and not ctx.main:
+            ctx.barrier()
+        prepared = prepare_dataset(args.profile, data_dir=args.data_dir, run_dir=_run_dir(args),
+                                   progress=not args.quiet and (ctx is None or ctx.main))
+        if ctx is not None and ctx.main:
+            ctx.barrier()
+        for name in args.model:
+            folder = train_model(prepared, name, train_settings, _run_dir(args), seed=args.seed,
+                                 device=ctx.device if ctx is not None else args.device, resume=not args.no_resume,
+                                 progress=not args.quiet, distributed=args.distributed)
+            if ctx is None or ctx.main:
+                print(f"{name}: checkpoints and history in {folder}")
+    finally:
+        if ctx is not None:
+            ctx.close()
     return 0
 
 
@@ -141,19 +164,37 @@ def _output_stems(images: list[Path], out: Path) -> list[str]:
 
 
 def _refine(args) -> int:
-    from .data import open_source
-    from .refinement.refine import review_gallery, summary
+    from .results import refinement
     from .results.run import Run
 
     run = Run.open(args.profile, _run_dir(args), args.data_dir, device=args.device, progress=not args.quiet)
-    index = run.refined_index()
-    print(summary(index).to_string())
-    review = index[index["status"] == "review"]
-    if len(review):
-        fig = review_gallery(index, open_source(run.profile.source, run.data_dir, **run.profile.source_params))
-        fig.savefig(run.run_dir / "review.png", dpi=80)
-    print(f"refined index: {run.run_dir / 'refined_index.csv'}; review list ({len(review)} images): {run.run_dir / 'review.csv'}")
+    review = int((run.refined_index()["status"] == "review").sum())
+    print(refinement.summary(run).to_string())
+    if review:
+        refinement.review_gallery(run).savefig(run.run_dir / "review.png", dpi=80)
+    print(f"refined index: {run.run_dir / 'refined_index.csv'}; "
+          f"review list ({review} images): {run.run_dir / 'review.csv'}")
     return 0
+
+
+def _persons(args) -> int:
+    """Print ``path<TAB>persons`` per image; unreadable images go to stderr and make the exit code 1."""
+    from .refinement.persons import detect_many, make_detector
+
+    settings = {}
+    if args.threshold is not None:
+        settings["score_threshold"] = args.threshold
+    if args.backend == "maskrcnn" and args.weights:
+        settings["weights"] = args.weights
+    elif args.weights:
+        raise ValueError("--weights applies to the maskrcnn backend only")
+    run = detect_many(make_detector(args.backend, **settings), args.images, cache_file=args.cache, progress=None)
+    for row in run.table.itertuples():
+        if isinstance(row.error, str):
+            print(f"clothparse persons: {row.key}: {row.error}", file=sys.stderr)
+        else:
+            print(f"{row.key}\t{int(row.persons)}")
+    return 1 if run.skipped.total else 0
 
 
 def _table1(args) -> int:
@@ -167,12 +208,18 @@ def _table1(args) -> int:
     return 0
 
 
+def _run_folder_arguments(p: argparse.ArgumentParser) -> None:
+    """The run folder, as every command that reads or writes one takes it (resolved by :func:`settings.run_dir`)."""
+    p.add_argument("--runs-dir", help=RUNS_DIR_HELP)
+    p.add_argument("--run-dir", type=Path, help="the run folder itself, instead of <runs-dir>/<profile>")
+
+
 def _run_arguments(p: argparse.ArgumentParser, models: bool = False) -> None:
     p.add_argument("--profile", default="demo", help="smoke, demo or paper")
     if models:
         p.add_argument("--model", nargs="+", default=["extended"], help="model names (models.MODEL_NAMES)")
     p.add_argument("--data-dir", help=f"folder holding ccp/ or imaterialist/ (default {DATA_DIR_DEFAULT})")
-    p.add_argument("--run-dir", type=Path, help="run folder (default runs/<profile>)")
+    _run_folder_arguments(p)
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: CUDA when available)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -237,7 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", default="demo", help="smoke (synthetic), demo (CCP) or paper (iMaterialist)")
     p.add_argument("--data-dir", help=f"folder holding ccp/ or imaterialist/ (default {DATA_DIR_DEFAULT})")
     p.add_argument("--cache-dir", help=f"where caches go (default ${settings.CACHE_DIR_VAR} or ~/.cache/clothparse/data)")
-    p.add_argument("--run-dir", help="run folder for the split (default runs/<profile>)")
+    _run_folder_arguments(p)
     p.add_argument("--size", help="HEIGHTxWIDTH, multiples of 32 (default: the profile's)")
     p.add_argument("--workers", type=int, help="reader processes (default: all cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -254,8 +301,16 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lr-frozen", type=float)
     t.add_argument("--lr-unfrozen", type=float)
     t.add_argument("--no-resume", action="store_true", help="start afresh even if a checkpoint exists")
+    t.add_argument("--precision", choices=["auto", "fp32", "fp16", "bf16"],
+                   help="mixed precision (default auto: fp16 on CUDA, fp32 on a CPU)")
+    t.add_argument("--compile", action="store_true", help="torch.compile the model (anew for each phase)")
+    t.add_argument("--data-on-device", choices=["auto", "device", "host", "off"],
+                   help="training batches gathered and augmented on the device, from the cache held there "
+                   "(device) or read ahead into pinned memory (host); off: fastai's DataLoader "
+                   "(default auto: device when it fits on CUDA, else host; off on a CPU)")
+    t.add_argument("--no-cudnn-benchmark", action="store_true", help="no cudnn autotuning on CUDA")
     t.add_argument("--distributed", action="store_true",
-                   help="data-parallel under `accelerate launch` or `torchrun` (fastai distrib_ctx)")
+                   help="data-parallel, one process per GPU (or CPU process, gloo) under `torchrun`")
     t.set_defaults(func=_train)
 
     e = sub.add_parser("evaluate", help="evaluate trained models on a split (IoUs, confusion, ClassBranch, GT injection)")
@@ -269,7 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--checkpoint", required=True, help="a best.pt / last.pt file, or a model of the run folder "
                    "(e.g. extended: models/extended/, else the book's models/extended-refined/)")
     r.add_argument("--profile", default="demo", help="whose run folder holds the models (default demo)")
-    r.add_argument("--run-dir", type=Path, help="run folder (default runs/<profile>)")
+    _run_folder_arguments(r)
     r.add_argument("--out", required=True, help="output folder")
     r.add_argument("--present", action="append", default=[], help="garment known to be present (repeatable)")
     r.add_argument("--absent", action="append", default=[], help="garment known to be absent (repeatable)")
@@ -284,8 +339,15 @@ def build_parser() -> argparse.ArgumentParser:
     _run_arguments(t1)
     t1.set_defaults(func=_table1)
 
-    from .refinement.persons import add_persons_parser
-    add_persons_parser(sub)
+    from .refinement.persons import BACKENDS, DEFAULT_BACKEND
+    ps = sub.add_parser("persons", help="count the persons in images (one line per image: path<TAB>count)")
+    ps.add_argument("images", nargs="+", metavar="IMAGE")
+    ps.add_argument("--backend", default=DEFAULT_BACKEND, choices=sorted(BACKENDS),
+                    help=f"person detector (default {DEFAULT_BACKEND}; maskrcnn is the paper's, needs weights)")
+    ps.add_argument("--weights", help="maskrcnn: a local state-dict file (default: torchvision's download)")
+    ps.add_argument("--threshold", type=float, help="minimum detection score (default: the backend's)")
+    ps.add_argument("--cache", help="JSON-lines file of per-image results: a rerun skips the images already done")
+    ps.set_defaults(func=_persons)
 
     b = sub.add_parser("book", help="run the book's chapters with papermill and render them with jupyter-book")
     bsub = b.add_subparsers(dest="book_command", required=True)
@@ -298,7 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "on a GPU as many as its memory and the cores allow)")
     br.add_argument("--from", dest="start", metavar="CHAPTER", help="start at this chapter (resume after a failure)")
     br.add_argument("--force", action="store_true", help="execute even the unchanged chapters")
-    br.add_argument("--runs-dir", help=f"parent of the run folder <runs-dir>/<profile> (default ${settings.RUNS_DIR_VAR} or ./runs)")
+    br.add_argument("--runs-dir", help=RUNS_DIR_HELP)
     br.add_argument("--data-dir", help=f"folder holding ccp/ or imaterialist/ (default {DATA_DIR_DEFAULT})")
     br.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                     help="another papermill parameter (VALUE read as JSON when it parses, else as text)")

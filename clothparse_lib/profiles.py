@@ -16,6 +16,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+W_BOX = 75.0  # the paper's box-term weight
+W_BCE = 1.0  # lost in the paper's text ("terms contribute about evenly"): checked in the book's chapter Training
+
 
 @dataclass(frozen=True)
 class TrainSettings:
@@ -29,8 +32,24 @@ class TrainSettings:
     lr_frozen: float = 1e-3  # one-cycle maximum, phase 1 (the paper's exponent is lost)
     lr_unfrozen: float = 1e-4  # one-cycle maximum, phase 2 (lost in the text)
     wd: float = 1e-2  # decoupled weight decay (exponent lost in the text)
-    w_bce: float | None = None  # None: losses.W_BCE
-    w_box: float = 75.0
+    w_bce: float = W_BCE
+    w_box: float = W_BOX
+    # How to run it (training.loop; the defaults keep a CPU training bitwise as it was, and pick the fast path on CUDA):
+    precision: str = "auto"  # "auto" (fp16 mixed precision on CUDA, fp32 elsewhere), "fp32", "fp16" or "bf16"
+    compile: bool = False  # torch.compile the model, anew for each phase
+    data_on_device: str = "auto"  # batches: "auto" (on CUDA: the cache on the GPU when it fits, else "host";
+    # elsewhere "off"), "device", "host" (pinned, prefetched) or "off" (fastai's DataLoader); data.device
+    cudnn_benchmark: bool = True  # on CUDA: cudnn autotuning (fastest kernels; not bitwise repeatable on a GPU)
+
+    def __post_init__(self):
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.data_on_device not in DATA_ON_DEVICE:
+            raise ValueError(f"data_on_device must be one of {', '.join(DATA_ON_DEVICE)}, got {self.data_on_device!r}")
+
+
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+DATA_ON_DEVICE = ("auto", "device", "host", "off")
 
 
 @dataclass(frozen=True)
@@ -45,6 +64,7 @@ class Profile:
     seeds: tuple[int, ...] = (0,)  # every trained row of Tables 1 and 2 is trained once per seed
     spread_seeds: tuple[int, ...] | None = None  # the seed spread of chapter "Beyond" (None: ``seeds``)
     budget: str = "GPU time"  # why the schedule is shorter than the paper's (the deviations list)
+    lr_find_iterations: int = 60  # the learning-rate finder's mini-batches in chapter Training
 
     def __post_init__(self):
         if self.spread_seeds is None:
@@ -63,7 +83,7 @@ PROFILES: dict[str, Profile] = {
     "smoke": Profile("smoke", "synthetic", (96, 64), {"n": 96, "seed": 0, "height": 192, "width": 128}, detector="skin",
                      train=TrainSettings(encoder="efficientnet-lite0", batch_size=8, epochs_frozen=1, epochs_unfrozen=1,
                                          lr_frozen=3e-3, lr_unfrozen=1e-3), seeds=(0,), spread_seeds=(0, 1),
-                     budget="seconds per chapter (CI)"),
+                     budget="seconds per chapter (CI)", lr_find_iterations=20),
     # lrs: fastai's fine_tune defaults (2e-3 frozen, then lower); at 128x96 the lr finder's valley is lower
     # (about 4e-4, book chapter "Training"): the short schedule favours the larger step
     "demo": Profile("demo", "ccp", (128, 96),
@@ -83,11 +103,12 @@ PROFILES: dict[str, Profile] = {
 
 
 def dry_run(profile: Profile) -> Profile:
-    """``profile``'s code path at the smallest cost: 120 images at 96x64, 1 frozen epoch, at most 2 seeds."""
+    """``profile``'s code path at the smallest cost: 120 images at 96x64, 1 frozen epoch, at most 2 seeds, a short
+    learning-rate finder."""
     params = profile.source_params if profile.source == "synthetic" else {**profile.source_params, "limit": 120}
     seeds = profile.seeds[:2]
     return replace(profile, name=profile.name + DRY_RUN_SUFFIX, size=(96, 64), source_params=params, seeds=seeds,
-                   spread_seeds=seeds, train=replace(profile.train, epochs_frozen=1, epochs_unfrozen=0),
+                   spread_seeds=seeds, train=replace(profile.train, epochs_frozen=1, epochs_unfrozen=0), lr_find_iterations=10,
                    budget="a dry run checks the code path; its numbers mean nothing")
 
 

@@ -26,4 +26,11 @@ def cache_dir(override: str | Path | None = None) -> Path:
 
 
 def runs_dir(override: str | Path | None = None) -> Path:
+    """The folder of run folders: the argument, else $CLOTHPARSE_RUNS_DIR, else ./runs."""
     return Path(override or os.environ.get(RUNS_DIR_VAR) or "runs").expanduser()
+
+
+def run_dir(profile: str, override: str | Path | None = None, runs: str | Path | None = None) -> Path:
+    """A profile's run folder: ``override`` (``--run-dir``), else ``<runs>/<profile>`` (``--runs-dir``, else
+    :func:`runs_dir`)."""
+    return Path(override).expanduser() if override else runs_dir(runs) / profile

@@ -7,13 +7,14 @@ from pathlib import Path
 
 import pytest
 
+SCRATCH = Path(tempfile.mkdtemp(prefix="clothparse-tests-"))
+
 
 def pytest_configure(config):
     """nbval's kernels start outside any test, with this process's environment: give them scratch folders
     too (a test's own folders come from the fixture below)."""
-    scratch = Path(tempfile.mkdtemp(prefix="clothparse-tests-"))
-    os.environ["CLOTHPARSE_RUNS_DIR"] = str(scratch / "runs")
-    os.environ.setdefault("CLOTHPARSE_CACHE_DIR", str(scratch / "cache"))
+    os.environ["CLOTHPARSE_RUNS_DIR"] = str(SCRATCH / "runs")
+    os.environ.setdefault("CLOTHPARSE_CACHE_DIR", str(SCRATCH / "cache"))
 
 
 @pytest.fixture(autouse=True)
@@ -34,6 +35,16 @@ def _two_threads():
     """Torch on at most 2 threads, the cores of the machines the suite targets."""
     import torch
     torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+@pytest.fixture(scope="session")
+def smoke_run():
+    """The smoke profile's run folder that nbval's chapters (tests/notebooks, collected first) train their models
+    in: tests that only read trained smoke models share it instead of training the same models again (standalone,
+    they train what they need there)."""
+    from clothparse_lib.results.run import Run
+
+    return Run.open("smoke", SCRATCH / "runs" / "smoke", progress=False, device="cpu")
 
 
 @pytest.fixture(scope="session")

@@ -192,7 +192,7 @@ def test_paper_profile_prepares_kaggle_data_through_the_chapter(tmp_path):
     write_imaterialist_fixture(tmp_path / "data" / "imaterialist", n=12, seed=1)
     nb = _read(ROOT / "book" / "refinement.ipynb")
     nb.cells = book.source_cells(nb)
-    nb.cells = nb.cells[: next(i for i, c in enumerate(nb.cells) if "refined_index()" in c.source)]
+    nb.cells = nb.cells[: next(i for i, c in enumerate(nb.cells) if "refinement.summary(run)" in c.source)]
     nbformat.write(nb, tmp_path / "refinement.ipynb")
     out = papermill.execute_notebook(str(tmp_path / "refinement.ipynb"), str(tmp_path / "out.ipynb"), progress_bar=False,
                                      parameters={"profile": "paper", "data_dir": str(tmp_path / "data")},
@@ -239,18 +239,16 @@ def _probe(chromium: str, page: Path, profile_dir: Path) -> dict:
 
 
 @pytest.mark.slow
-def test_smoke_book_runs_renders_and_opens_in_chromium(tmp_path):
+def test_smoke_book_renders_and_opens_in_chromium(tmp_path):
+    """The smoke book (nbval's references: the chapters as the runner executed them with the smoke profile, which
+    nbval re-executes above) rendered with warnings as errors, every page opened in a browser."""
     chromium = _chromium()
     root = tmp_path / "project"
     (root / "book").mkdir(parents=True)
     for f in ("_config.yml", "_toc.yml"):
         shutil.copy(ROOT / f, root / f)
     for chapter in book.CHAPTERS:
-        shutil.copy(ROOT / "book" / f"{chapter}.ipynb", root / "book")
-    t = time.perf_counter()
-    results = book.run_book("smoke", root=root, runs_dir=tmp_path / "runs", force=True, progress=False)
-    print(f"smoke book: {len(results)} chapters in {time.perf_counter() - t:.0f} s")
-    assert [r.status for r in results] == ["executed"] * len(book.CHAPTERS)
+        shutil.copy(REFERENCES / f"{chapter}.ipynb", root / "book")
     html = book.build_html(root, quiet=True)  # warnings are errors
     ARTIFACTS.mkdir(exist_ok=True)
     problems = []

@@ -3,6 +3,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -50,18 +51,22 @@ def test_reused_while_unchanged_rebuilt_when_changed(tmp_path):
     assert other_size.path != changed.path and changed.path.exists()
 
 
-class Crashing(SyntheticSource):
-    """Dies (like a killed process) after a few images."""
+@dataclass
+class FailsOnImage3(SyntheticSource):
+    """Raises ``error`` on image 3: ``KeyboardInterrupt`` dies like a killed process; ``StopIteration`` is a reader
+    bug that would silently end a ``map`` over the images."""
+
+    error: type = KeyboardInterrupt
 
     def read(self, image_id):
         if image_id.endswith("3"):
-            raise KeyboardInterrupt
+            raise self.error
         return super().read(image_id)
 
 
 def test_interrupted_build_leaves_nothing_that_looks_complete(tmp_path):
     with pytest.raises(KeyboardInterrupt):
-        build_cache(Crashing(n=6, name="synthetic"), (64, 64), root=tmp_path, workers=1, progress=False)
+        build_cache(FailsOnImage3(n=6, name="synthetic"), (64, 64), root=tmp_path, workers=1, progress=False)
     assert not list(tmp_path.glob("*/manifest.json")) and not list(tmp_path.iterdir())
     cache = build_cache(SyntheticSource(n=6), (64, 64), root=tmp_path, workers=1, progress=False)
     assert len(open_cache(cache.path)) == 6
@@ -94,18 +99,9 @@ def test_class_stats_against_naive_count(tmp_path):
         assert stats["pixel_share_%"].iloc[c] == pytest.approx(100 * (masks == c).mean())
 
 
-class StopsIteration(SyntheticSource):
-    """A reader bug that escapes as StopIteration, which silently ends a ``map`` over the images."""
-
-    def read(self, image_id):
-        if image_id.endswith("3"):
-            raise StopIteration
-        return super().read(image_id)
-
-
 def test_a_build_never_ends_early_without_saying_so(tmp_path):
     with pytest.raises(RuntimeError, match="stopped early at image .*3: 3 cached and 0 skipped of 6"):
-        build_cache(StopsIteration(n=6), (64, 64), root=tmp_path, workers=1, progress=False)
+        build_cache(FailsOnImage3(n=6, error=StopIteration), (64, 64), root=tmp_path, workers=1, progress=False)
     assert not list(tmp_path.glob("*/manifest.json"))
 
 

@@ -2,9 +2,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pytest
+from PIL import Image
+from test_persons import _write_images  # noqa: E402 - tests/ is on sys.path
 
 from clothparse_lib.cli import main
+from clothparse_lib.refinement.persons import make_detector
 
 
 def test_prepare_smoke_prints_stats_and_writes_split(tmp_path, capsys):
@@ -38,7 +43,32 @@ def test_clear_errors(monkeypatch, capsys):
 def test_console_script_is_installed():
     exe = Path(sys.executable).parent / "clothparse"
     result = subprocess.run([str(exe), "--help"], capture_output=True, text=True)
-    assert result.returncode == 0 and "prepare" in result.stdout
+    assert result.returncode == 0 and "prepare" in result.stdout and "persons" in result.stdout
+
+
+def test_persons_command_counts_and_reports_unreadable_images(tmp_path, capsys):
+    good1, good2, broken, missing = _write_images(tmp_path)
+    code = main(["persons", good1, broken, good2, missing, "--backend", "skin", "--cache", str(tmp_path / "c.jsonl")])
+    out, err = capsys.readouterr()
+    assert code == 1
+    det = make_detector("skin")
+    expected = [f"{p}\t{det.count(np.asarray(Image.open(p).convert('RGB')))}" for p in (good1, good2)]
+    assert out.splitlines() == expected
+    assert "broken.jpg: image file unreadable" in err and "missing.jpg: image file missing" in err
+    assert main(["persons", good1, "--backend", "skin"]) == 0
+    assert capsys.readouterr().out.strip() == expected[0]
+    assert main(["persons", good1, "--backend", "hog", "--weights", "x.pth"]) == 2
+    assert "maskrcnn backend only" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # the same flags as before the move: an unknown backend is refused by argparse
+        main(["persons", good1, "--backend", "yolo"])
+
+
+def test_refine_smoke_prints_the_statuses_and_draws_the_review_list(tmp_path, capsys):
+    assert main(["refine", "--profile", "smoke", "--quiet", "--run-dir", str(tmp_path / "run")]) == 0
+    out = capsys.readouterr().out
+    review = pd.read_csv(tmp_path / "run" / "review.csv")
+    assert "one_person_in_crop" in out and f"review list ({len(review)} images)" in out
+    assert (tmp_path / "run" / "review.png").is_file() == bool(len(review))
 
 
 def test_checkpoint_by_model_name(tmp_path, capsys):

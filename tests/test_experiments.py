@@ -26,8 +26,8 @@ def test_refined_variant_keeps_the_split_and_crops(tmp_path):
     assert (widths < base.cache.index.set_index("image_id").loc[cropped, "width"]).all()
 
 
-def test_table1_beside_the_paper(tmp_path):
-    run = Run.open("smoke", tmp_path, progress=False, device="cpu")
+def test_table1_beside_the_paper(smoke_run):
+    run, models = smoke_run, smoke_run.run_dir / "models"
     table = table1(run)
     assert list(table.index) == ["Base", "Refined"]
     ref = paper.numbers()["table1_base_vs_refined_plain_unet"]
@@ -35,10 +35,10 @@ def test_table1_beside_the_paper(tmp_path):
     diff = table.loc["Base", ("iou_overall", "run")] - table.loc["Base", ("iou_overall", "paper")]
     assert np.isclose(table.loc["Base", ("iou_overall", "diff")], diff)
     for variant in ("base", "refined"):
-        assert (tmp_path / "models" / f"plain_unet-{variant}" / "evaluation.json").exists()
+        assert (models / f"plain_unet-{variant}" / "evaluation.json").exists()
     # both models are scored on the same test images
-    a = (tmp_path / "models" / "plain_unet-base" / "per_image.csv").read_text().splitlines()
-    b = (tmp_path / "models" / "plain_unet-refined" / "per_image.csv").read_text().splitlines()
+    a = (models / "plain_unet-base" / "per_image.csv").read_text().splitlines()
+    b = (models / "plain_unet-refined" / "per_image.csv").read_text().splitlines()
     assert [r.split(",")[0] for r in a] == [r.split(",")[0] for r in b]
 
 

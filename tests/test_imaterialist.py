@@ -4,18 +4,8 @@ import pytest
 from PIL import Image
 
 from clothparse_lib.data import DataError, build_cache
-from clothparse_lib.data.fixtures import write_imaterialist_fixture
+from clothparse_lib.data.fixtures import rle_decode_per_pixel, write_imaterialist_fixture
 from clothparse_lib.data.imaterialist import IMaterialistSource, rle_decode, rle_encode
-
-
-def loop_decode(rle, h, w):
-    """Naive reference: one pixel at a time."""
-    flat = np.zeros(h * w, bool)
-    nums = [int(t) for t in rle.split()]
-    for start, length in zip(nums[0::2], nums[1::2]):
-        for p in range(start - 1, start - 1 + length):
-            flat[p] = True
-    return flat.reshape(w, h).T
 
 
 def test_kaggle_convention_column_major_one_indexed():
@@ -33,7 +23,7 @@ def test_round_trip_and_reference_on_random_masks():
             m = rng.random((h, w)) < density
             rle = rle_encode(m)
             assert (rle_decode(rle, h, w) == m).all()
-            assert (loop_decode(rle, h, w) == m).all()
+            assert (rle_decode_per_pixel(rle, h, w) == m).all()
 
 
 def test_adjacent_runs_merge_and_empty_rle():

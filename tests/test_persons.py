@@ -1,7 +1,8 @@
-"""Person detectors, the resumable runner, the `clothparse persons` command and the measured CCP flags."""
-import argparse
+"""Person detection (the package refinement.persons): detectors, the resumable runner and the measured CCP flags
+(the `clothparse persons` command: test_cli.py)."""
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -10,6 +11,7 @@ from PIL import Image
 
 from clothparse_lib.data.synthetic import SyntheticSource, make_sample
 from clothparse_lib.refinement import persons as P
+from clothparse_lib.results import refinement
 
 
 def test_suppression_keeps_one_box_per_person():
@@ -148,28 +150,6 @@ def _write_images(folder: Path) -> list[str]:
     return paths + [str(bad), str(folder / "missing.jpg")]
 
 
-def _run_cli(argv):
-    parser = argparse.ArgumentParser(prog="clothparse")
-    P.add_persons_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.func(args)
-
-
-def test_persons_command_counts_and_reports_unreadable_images(tmp_path, capsys):
-    good1, good2, broken, missing = _write_images(tmp_path)
-    code = _run_cli(["persons", good1, broken, good2, missing, "--backend", "skin", "--cache", str(tmp_path / "c.jsonl")])
-    out, err = capsys.readouterr()
-    assert code == 1
-    det = P.make_detector("skin")
-    expected = [f"{p}\t{det.count(np.asarray(Image.open(p).convert('RGB')))}" for p in (good1, good2)]
-    assert out.splitlines() == expected
-    assert "broken.jpg: image file unreadable" in err and "missing.jpg: image file missing" in err
-    assert _run_cli(["persons", good1, "--backend", "skin"]) == 0
-    assert capsys.readouterr().out.strip() == expected[0]
-    with pytest.raises(ValueError, match="maskrcnn backend only"):
-        _run_cli(["persons", good1, "--backend", "hog", "--weights", "x.pth"])
-
-
 def test_changed_file_is_detected_again(tmp_path):
     good1, *_ = _write_images(tmp_path)
     cache = tmp_path / "c.jsonl"
@@ -208,17 +188,37 @@ def test_flag_quality_table_and_words(tmp_path):
     assert table.loc["recall", "estimate (%)"] == pytest.approx(100 * 3 / 4.5)
     assert (table["interval low (%)"] < table["estimate (%)"]).all() and (table["estimate (%)"] < table["interval high (%)"]).all()
     low, high = table.loc["precision", ["interval low (%)", "interval high (%)"]]
-    assert P.quality_in_words(table, "precision") == f"75 % (95 % interval {low:.0f}-{high:.0f} %)"
+    assert refinement.in_words(table, "precision") == f"75 % (95 % interval {low:.0f}-{high:.0f} %)"
+    assert table.attrs["labelled photos"] == 8
 
 
 def test_flag_quality_is_not_measured_off_ccp():
     table = P.flag_quality(pd.Series([2, 1], index=["a", "b"]), "synthetic")
     assert table.empty and "estimate (%)" in table.columns
-    assert P.quality_in_words(table, "precision") == P.quality_in_words(table, "recall") == P.NOT_MEASURED
+    assert table.attrs["labelled photos"] == len(P.read_person_labels())
+    assert refinement.in_words(table, "precision") == refinement.in_words(table, "recall") == refinement.NOT_MEASURED
+
+
+def test_chapter_measures_the_runs_flag_with_flag_metrics():
+    """The Refinement chapter's table: the persons on each full photo of the run's index, through flag_metrics."""
+    lab = P.read_person_labels()
+    persons = pd.Series(1, index=[f"{i:04d}" for i in range(1, 901)])
+    persons[lab.loc[lab["sample"] == "flagged", "image_id"]] = 2
+    index = pd.DataFrame({"image_id": persons.index, "persons_full": pd.array(persons.values, dtype="Int64")})
+    table = refinement.detector_quality(SimpleNamespace(refined_index=lambda: index, profile=SimpleNamespace(source="ccp")))
+    m = P.flag_metrics(lab, persons)
+    assert table.loc["precision", "estimate (%)"] == pytest.approx(100 * m["precision"])
+    assert table.loc["recall", ["estimate (%)", "interval low (%)", "interval high (%)"]].tolist() == pytest.approx(
+        [100 * m["recall"], *(100 * v for v in m["recall_ci"])])
+    assert table.attrs["labelled photos"] == len(lab)
+    assert refinement.in_words(table, "recall").startswith(f"{100 * m['recall']:.0f} % (95 % interval ")
 
 
 def test_labels_file_is_package_data():
-    assert P.PERSON_LABELS.parent == Path(P.__file__).parent / "data"
+    import clothparse_lib.data
+
+    assert P.PERSON_LABELS == Path(clothparse_lib.data.__file__).parent / "ccp_person_labels.csv"
+    assert P.PERSON_LABELS.is_file()
     assert '"clothparse_lib.data" = ["*.csv"]' in (Path(__file__).parents[1] / "pyproject.toml").read_text()
 
 

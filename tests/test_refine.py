@@ -1,5 +1,6 @@
 """The dataset refinement: the iterative crop, its bad-input rules, the refined source and its cache."""
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -20,11 +21,11 @@ from clothparse_lib.refinement.refine import (
     garment_extent,
     read_index,
     refine,
-    review_gallery,
     summary,
     write_index,
     write_review_list,
 )
+from clothparse_lib.results import refinement
 
 
 def test_crop_box_adds_the_margin_clips_and_widens():
@@ -151,9 +152,12 @@ def test_review_list_and_decisions(tmp_path):
     assert not decided.loc["narrow", "use"] and decided.loc["narrow", "status"] == "review"
     with pytest.raises(ValueError, match="keep, drop or empty"):
         apply_review(index, on_disk.assign(decision="perhaps"))
-    fig = review_gallery(index, src)
+    run = SimpleNamespace(refined_index=lambda: index, source=lambda: src)  # what the chapter's gallery reads
+    fig = refinement.review_gallery(run)
     assert len([ax for ax in fig.axes if ax.images]) == 2
     assert "persons 2/3/3/3" in [ax.get_title() for ax in fig.axes if ax.images][0]
+    with pytest.raises(ValueError, match="status must be one of"):
+        refinement.review_gallery(run, status="lost")
 
 
 def test_refinement_finds_every_two_person_synthetic_image(tmp_path):

@@ -10,13 +10,12 @@ from clothparse_lib import paper
 from clothparse_lib.models import build_model, count_parameters
 from clothparse_lib.results import ablations, architecture, beyond, confusion, intro, qualitative
 from clothparse_lib.results import training as training_results
-from clothparse_lib.results.run import Run
 from clothparse_lib.taxonomy import CLASS_INDEX
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    return Run.open("smoke", tmp_path_factory.mktemp("run"), progress=False, device="cpu")
+def run(smoke_run):
+    return smoke_run
 
 
 def test_table4_and_table5_beside_the_paper(run):
@@ -82,7 +81,7 @@ def test_loss_calibration_of_the_trained_model(run):
     run.ensure("extended")
     table = training_results.loss_calibration(run, "extended", batches=1)  # smoke's validation part is one batch
     assert list(table.index) == ["ce", "bce", "box"] and table.attrs["batches"] == 1
-    assert table.loc["bce", "weight used"] == training_results.bce_weight(run.profile.train)
+    assert table.loc["bce", "weight used"] == run.profile.train.w_bce
     assert table.loc["box", "weight used"] == run.profile.train.w_box
     even = table["unweighted mean"] * table["weight for even terms"]
     assert np.allclose(even, table.loc["ce", "unweighted mean"])  # the weights that make every term the CE

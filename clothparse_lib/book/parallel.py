@@ -16,9 +16,10 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from ..models.checkpoints import tag
 from ..profiles import get_profile
 from ..results.plan import planned_trainings
-from ..results.run import Run, tag
+from ..results.run import Run
 
 GPU_MEMORY_PER_JOB = 6 * 2**30  # generous: a batch-16 training at 288x192 with mixed precision peaks at ~3 GiB
 MAX_JOBS = 16  # the fastai loop keeps about one CPU core busy per training

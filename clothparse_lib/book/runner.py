@@ -37,10 +37,20 @@ ROOT = Path(__file__).resolve().parents[2]
 PUBLISHED_PROFILE = "demo"
 
 
-# Execution order: the introduction's summary gathers every other chapter's results, so it runs last
-# (the table of contents, _toc.yml, puts it first).
-CHAPTERS = ("refinement", "architecture", "training", "baselines", "ablations", "confusion", "qualitative",
-            "beyond", "intro")
+RUNS_LAST = "intro"  # the one exception to _toc.yml's order: its summary gathers every other chapter's results
+
+
+def toc_chapters(root: Path = ROOT) -> tuple[str, ...]:
+    """The chapters in execution order: ``_toc.yml``'s (the only chapter list), with :data:`RUNS_LAST` moved last."""
+    import yaml
+
+    toc = yaml.safe_load((Path(root) / "_toc.yml").read_text())
+    files = [toc["root"], *(entry["file"] for entry in toc.get("chapters", []))]
+    names = [Path(f).name for f in files]
+    return tuple(n for n in names if n != RUNS_LAST) + ((RUNS_LAST,) if RUNS_LAST in names else ())
+
+
+CHAPTERS = toc_chapters()
 
 
 class ChapterFailed(RuntimeError):
@@ -109,7 +119,7 @@ def run_book(profile: str, root: Path = ROOT, runs_dir=None, data_dir=None, star
     missing = [c for c in chapters if not (book / f"{c}.ipynb").exists()]
     if missing:
         raise FileNotFoundError(f"chapters not found in {book}: {', '.join(missing)}")
-    runs = Path(runs_dir or os.environ.get(settings.RUNS_DIR_VAR) or Path(root) / "runs").resolve()
+    runs = settings.runs_dir(runs_dir).resolve()
     run_dir = runs / profile
     run_dir.mkdir(parents=True, exist_ok=True)
     stamps_file, times_file = run_dir / "book-stamps.json", run_dir / "book-times.csv"
@@ -208,7 +218,7 @@ def _record_time(path: Path, chapter: str, seconds: float) -> None:
     table.to_csv(path, index=False)
 
 
-def chapter_times(run_dir: Path) -> "pd.DataFrame":
+def chapter_times(run_dir: Path):
     """Wall time of each chapter's latest execution in this run folder (``book-times.csv``)."""
     import pandas as pd
 

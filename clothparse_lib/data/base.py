@@ -81,6 +81,23 @@ class SkipReport:
         return f"skipped {self.total}: " + "; ".join(parts)
 
 
+@dataclass
+class FileSource:
+    """What the readers of files on disk share: the data set's folder, what to do with a bad image (``"skip"``
+    counts it in ``skipped``, ``"raise"`` raises a :class:`DataError` naming the image and the reason), and an
+    optional limit on the number of images."""
+
+    root: Path
+    on_error: str = "skip"
+    limit: int | None = None
+    skipped: SkipReport = field(default_factory=SkipReport, init=False)
+
+    def __post_init__(self):
+        self.root = Path(self.root)
+        if self.on_error not in ("skip", "raise"):
+            raise ValueError("on_error must be 'skip' or 'raise'")
+
+
 def index_row(sample: Sample, source: str) -> dict:
     """One row of a data set's index table: id, source, size, garments present and their pixel shares."""
     counts = np.bincount(sample.mask.ravel(), minlength=N_CLASSES)

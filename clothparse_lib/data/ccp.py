@@ -13,7 +13,7 @@ import shutil
 import tempfile
 import urllib.request
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +21,7 @@ import scipy.io
 
 from .. import settings
 from ..taxonomy import CCP_LABELS, CCP_LUT, ccp_exclusion_reason
-from .base import DataError, Sample, SkipReport, files_fingerprint, read_rgb
+from .base import DataError, FileSource, Sample, files_fingerprint, read_rgb
 
 REPOSITORY_ZIP = "https://github.com/bearpaw/clothing-co-parsing/archive/refs/heads/master.zip"
 # SHA-256 of REPOSITORY_ZIP; not pinned yet (no machine that built this had internet access): until it is, a
@@ -64,19 +64,13 @@ def read_groundtruth(path: Path, image_id: str) -> np.ndarray:
 
 
 @dataclass
-class CCPSource:
-    """Reader of CCP under ``root``; ``on_error="skip"`` counts bad images in ``self.skipped``."""
+class CCPSource(FileSource):
+    """Reader of CCP under ``root`` (:class:`FileSource`)."""
 
-    root: Path
-    on_error: str = "skip"
-    limit: int | None = None
     name: str = "ccp"
-    skipped: SkipReport = field(default_factory=SkipReport, init=False)
 
     def __post_init__(self):
-        self.root = Path(self.root)
-        if self.on_error not in ("skip", "raise"):
-            raise ValueError("on_error must be 'skip' or 'raise'")
+        super().__post_init__()
         self.annotations = self.root / "annotations" / "pixel-level"
         if not self.annotations.is_dir() or not (self.root / "photos").is_dir():
             raise FileNotFoundError(f"CCP: {self.root} has no photos/ and annotations/pixel-level/ (fetch it there with "

@@ -59,3 +59,13 @@ def write_imaterialist_fixture(root: Path, n: int = 12, seed: int = 0, height: i
             expected[image_id] = s.mask
     pd.DataFrame(rows).to_csv(root / "train.csv", index=False)
     return expected
+
+
+def rle_decode_per_pixel(rle: str, height: int, width: int) -> np.ndarray:
+    """The naive reference for :func:`imaterialist.rle_decode`: Kaggle's column-major runs, one pixel at a time."""
+    flat = np.zeros(height * width, bool)
+    nums = [int(t) for t in rle.split()]
+    for start, length in zip(nums[0::2], nums[1::2]):
+        for p in range(start - 1, start - 1 + length):
+            flat[p] = True
+    return flat.reshape(width, height).T

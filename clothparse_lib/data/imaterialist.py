@@ -16,7 +16,7 @@ Kaggle account and accepting the competition's rules, so this reader expects the
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +29,7 @@ from ..taxonomy import (
     IMATERIALIST_MAP,
     PAINT_ORDER,
 )
-from .base import DataError, Sample, SkipReport, files_fingerprint, read_rgb, safe_child
+from .base import DataError, FileSource, Sample, files_fingerprint, read_rgb, safe_child
 
 _PAINT_RANK = {name: rank for rank, name in enumerate(PAINT_ORDER)}
 
@@ -98,20 +98,13 @@ def read_categories(path: Path) -> list[str]:
 
 
 @dataclass
-class IMaterialistSource:
-    """Reader of the Kaggle layout under ``root``. ``on_error="skip"`` skips bad images and counts them
-    in ``self.skipped``; ``"raise"`` raises a :class:`DataError` naming the image and the reason."""
+class IMaterialistSource(FileSource):
+    """Reader of the Kaggle layout under ``root`` (:class:`FileSource`)."""
 
-    root: Path
-    on_error: str = "skip"
-    limit: int | None = None
     name: str = "imaterialist"
-    skipped: SkipReport = field(default_factory=SkipReport, init=False)
 
     def __post_init__(self):
-        self.root = Path(self.root)
-        if self.on_error not in ("skip", "raise"):
-            raise ValueError("on_error must be 'skip' or 'raise'")
+        super().__post_init__()
         csv, labels = self.root / "train.csv", self.root / "label_descriptions.json"
         for p in (csv, labels, self.root / "train"):
             if not p.exists():

@@ -6,6 +6,10 @@ and mask: horizontal flip, mild lighting changes and rotation (paper, section 3.
 resamples ``TensorMask`` with nearest-neighbour interpolation, so masks stay class indices; the
 area rotated in from outside the image is black and background. Presence and box targets are
 derived from the augmented masks inside the loss, so they always match what the model sees.
+
+:func:`training_dataloaders` picks, per ``TrainSettings.data_on_device``, between these DataLoaders (the
+default on a CPU) and :class:`device.TensorBatches` (batches gathered and augmented on the GPU); for
+data-parallel training each rank gets its share of every shuffled global batch (:class:`ShardedTfmdDL`).
 """
 from __future__ import annotations
 
@@ -55,16 +59,57 @@ def batch_transforms(stats: tuple, augment: bool) -> list:
     return tfms + [Normalize.from_stats(*stats)]
 
 
+class ShardedTfmdDL(TfmdDL):
+    """A shuffled training DataLoader of which rank ``rank`` of ``world`` yields its ``bs`` samples of every
+    global batch of ``bs * world`` (every rank shuffles alike: the same seed); whole global batches only."""
+
+    rank, world = 0, 1
+
+    def __len__(self) -> int:
+        return self.n // (self.bs * self.world)
+
+    def get_idxs(self):
+        idxs, step = super().get_idxs(), self.bs * self.world
+        start = self.rank * self.bs
+        return [i for b in range(len(self)) for i in idxs[b * step + start: b * step + start + self.bs]]
+
+
 def make_dataloaders(cache: Cache, split, stats: tuple, batch_size: int = 16, device=None, seed: int = 0,
-                     num_workers: int = 0, augment: bool = True) -> DataLoaders:
-    """Train (shuffled, augmented) and valid DataLoaders; ``stats`` = the encoder's (mean, std)."""
+                     num_workers: int = 0, augment: bool = True, rank: int = 0, world: int = 1) -> DataLoaders:
+    """Train (shuffled, augmented) and valid DataLoaders; ``stats`` = the encoder's (mean, std).
+    ``rank``/``world``: this process's share of the training batches in data-parallel training."""
     device = device or default_device()
     common = dict(bs=batch_size, device=device, num_workers=num_workers)
-    train = TfmdDL(CacheDataset(cache, split_rows(cache, split, "train")), shuffle=True, drop_last=True,
-                   after_batch=batch_transforms(stats, augment), **common)
+    train_cls = ShardedTfmdDL if world > 1 else TfmdDL
+    train = train_cls(CacheDataset(cache, split_rows(cache, split, "train")), shuffle=True, drop_last=True,
+                      after_batch=batch_transforms(stats, augment), **common)
+    if world > 1:
+        train.rank, train.world = rank, world
     valid = TfmdDL(CacheDataset(cache, split_rows(cache, split, "valid")), shuffle=False,
                    after_batch=batch_transforms(stats, False), **common)
     train.rng.seed(seed)
+    return DataLoaders(train, valid, device=device)
+
+
+def training_dataloaders(cache: Cache, split, stats: tuple, batch_size: int, device=None, seed: int = 0,
+                         data_on_device: str = "auto", rank: int = 0, world: int = 1) -> DataLoaders:
+    """The training loop's train and valid batches: fastai's DataLoaders (:func:`make_dataloaders`) or, on the
+    device, :class:`device.TensorBatches` (``data_on_device``: see :func:`device.resolve_placement`).
+    ``dls.train.placement`` says which ("fastai", "device" or "host")."""
+    from .device import TensorBatches, resolve_placement
+
+    device = device or default_device()
+    train_rows, valid_rows = split_rows(cache, split, "train"), split_rows(cache, split, "valid")
+    h, w = cache.size
+    placement = resolve_placement(data_on_device, device, (len(train_rows) + len(valid_rows)) * h * w * 4)
+    if placement == "fastai":
+        dls = make_dataloaders(cache, split, stats, batch_size, device, seed, rank=rank, world=world)
+        dls.train.placement = dls.valid.placement = "fastai"
+        return dls
+    common = dict(stats=stats, batch_size=batch_size, device=device, placement=placement, seed=seed)
+    train = TensorBatches(cache, train_rows, shuffle=True, augment=True, drop_last=True, rank=rank, world=world,
+                          **common)
+    valid = TensorBatches(cache, valid_rows, **common)
     return DataLoaders(train, valid, device=device)
 
 

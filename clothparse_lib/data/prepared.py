@@ -47,7 +47,7 @@ def prepare_dataset(profile: str | Profile, data_dir=None, run_dir=None, cache_d
     if source is None:
         source = open_source(profile.source, data_dir, **{**profile.source_params, **source_params})
     cache = build_cache(source, size or profile.size, root=cache_dir, workers=workers, progress=progress)
-    run_dir = Path(run_dir) if run_dir else settings.runs_dir() / profile.name
+    run_dir = settings.run_dir(profile.name, run_dir)
     split_path = run_dir / f"{split_name}.csv"
     if base_split is not None:
         split = base_split[base_split["image_id"].isin(cache.index["image_id"])].reset_index(drop=True)

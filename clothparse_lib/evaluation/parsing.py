@@ -66,7 +66,7 @@ def resolve_checkpoint(checkpoint: str | Path, run_dir: str | Path) -> Path:
     """A checkpoint file, or the ``best.pt`` of a model of the run folder ``run_dir``: a folder name of
     ``models/`` (``extended`` as ``clothparse train`` names it, ``plain_unet-base``...), else the model's
     training on the refined data that the book's tables use (``extended`` -> ``models/extended-refined``)."""
-    from ..results.run import tag
+    from ..models.checkpoints import tag
 
     if Path(checkpoint).is_file():
         return Path(checkpoint)

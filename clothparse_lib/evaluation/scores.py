@@ -10,6 +10,7 @@ about ``dress`` and ``skirt`` only, the pair the paper shows most confused). Res
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -94,20 +95,26 @@ def evaluate(model: torch.nn.Module, cache: Cache, split, split_name: str = "tes
                       np.concatenate(probs) if probs else None, truth, per_image)
 
 
+RESULT_FILES = {"evaluation": "json", "confusion": "npz", "per_image": "csv", "presence_prob": "npy"}
+
+
+def result_file(folder: Path, kind: str, name: str = "test") -> Path:
+    """An evaluation's file in a model folder: ``<kind>.<ext>`` for the test split (``name`` "test"), else
+    ``<kind>-<name>.<ext>``; ``kind`` in :data:`RESULT_FILES`."""
+    return Path(folder) / f"{kind}{'' if name == 'test' else '-' + name}.{RESULT_FILES[kind]}"
+
+
 def save_evaluation(result: Evaluation, folder: Path, name: str = "test", extra: dict | None = None) -> Path:
-    """``evaluation[-name].json`` (scores), ``confusion[-name].npz`` and ``per_image[-name].csv``."""
-    folder = Path(folder)
-    suffix = "" if name == "test" else f"-{name}"
-    np.savez(folder / f"confusion{suffix}.npz", **result.confusion)
-    result.per_image.to_csv(folder / f"per_image{suffix}.csv", index=False)
+    """The scores (``evaluation``), confusion counts, per-image table and presence probabilities of ``result``
+    (:func:`result_file`)."""
+    np.savez(result_file(folder, "confusion", name), **result.confusion)
+    result.per_image.to_csv(result_file(folder, "per_image", name), index=False)
     if result.presence_prob is not None:
-        np.save(folder / f"presence_prob{suffix}.npy", result.presence_prob)
-    path = folder / f"evaluation{suffix}.json"
+        np.save(result_file(folder, "presence_prob", name), result.presence_prob)
+    path = result_file(folder, "evaluation", name)
     write_json({"name": name, "n_images": len(result.per_image), **(extra or {}), "scores": result.scores()}, path)
     return path
 
 
 def load_scores(folder: Path, name: str = "test") -> dict:
-    import json
-    suffix = "" if name == "test" else f"-{name}"
-    return json.loads((Path(folder) / f"evaluation{suffix}.json").read_text())
+    return json.loads(result_file(folder, "evaluation", name).read_text())

@@ -66,6 +66,11 @@ def write_json(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def tag(model: str, variant: str, seed: int) -> str:
+    """The folder name of a model of a run (``<run>/models/<tag>``): the model, its data variant and a non-zero seed."""
+    return f"{model}-{variant}" + (f"-seed{seed}" if seed else "")
+
+
 def is_finished(folder: Path) -> bool:
     """Whether the model trained in ``folder`` completed its schedule: ``last.pt``'s own state (phase and
     epochs done) against the settings it was trained with."""

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .. import paper
+from ..evaluation.scores import result_file
 from .run import Run
 from .tables import beside_paper, mean_std, models_table, seed_rows
 
@@ -65,7 +66,7 @@ def aggregate_definitions(run: Run, model: str = "plain_unet", variant: str = "r
     from ..evaluation.metrics import segmentation_scores
 
     run.ensure(model, variant)
-    s = segmentation_scores(np.load(run.model_dir(model, variant) / "confusion.npz")["none"])
+    s = segmentation_scores(np.load(result_file(run.model_dir(model, variant), "confusion"))["none"])
     ref = paper.numbers()["table1_base_vs_refined_plain_unet"]
     p = dict(zip(ref["columns"], ref["Refined" if variant == "refined" else "Base"]))
     classes = paper.numbers()["classes"]

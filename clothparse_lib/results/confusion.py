@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import paper
+from ..evaluation.scores import result_file
 from .run import Run
 
 
@@ -21,7 +22,7 @@ def table3(run: Run, model: str = "extended") -> dict[str, tuple]:
 def confusion_counts(run: Run, model: str = "extended", variant: str = "refined", seed: int = 0, mode: str = "none"):
     """The test confusion counts (ground truth rows, prediction columns) of one trained model."""
     run.ensure(model, variant, seed)
-    return np.load(run.model_dir(model, variant, seed) / "confusion.npz")[mode]
+    return np.load(result_file(run.model_dir(model, variant, seed), "confusion"))[mode]
 
 
 def most_confused(matrix: np.ndarray, classes=paper.numbers()["classes"], skip_background: bool = True) -> tuple:

@@ -11,7 +11,6 @@ from .ablations import table1, table4, table5
 from .architecture import cost_ratios
 from .baselines import table2
 from .run import Run
-from .training import bce_weight
 
 
 def headline(run: Run) -> pd.DataFrame:
@@ -38,8 +37,9 @@ def deviations(profile: str | Profile) -> pd.DataFrame:
     costs = cost_ratios(p.size, t.encoder)
     rows = []
     if p.source != "imaterialist":
-        why = {"ccp": "iMaterialist needs a Kaggle account and 45k images at 288x192 need a GPU; CCP (Clothing "
-                      "Co-Parsing) is public, small and has pixel labels mapped to the same 9 classes",
+        thousands = ref["dataset"]["images_total_original"] // 1000
+        why = {"ccp": f"iMaterialist needs a Kaggle account and {thousands}k images at 288x192 need a GPU; CCP "
+                      "(Clothing Co-Parsing) is public, small and has pixel labels mapped to the same 9 classes",
                "synthetic": "the smoke profile checks the code path in seconds; its numbers mean nothing"}[p.source]
         rows.append(("data set", ref["dataset"]["name"], p.source, why))
     if tuple(p.size) != tuple(ref["dataset"]["input_size_hw"]):
@@ -57,7 +57,7 @@ def deviations(profile: str | Profile) -> pd.DataFrame:
         ("max lr, phase 1 / phase 2", "10^? / lost in the text", f"{t.lr_frozen:g} / {t.lr_unfrozen:g}",
          "the exponents are lost; fastai's fine_tune defaults, phase 2 lower; the lr finder's curve is in chapter Training"),
         ("weight decay", "10^? (lost)", f"{t.wd:g}", "the exponent is lost; fastai's default"),
-        ("BCE weight", "lost (terms contribute about evenly)", f"{bce_weight(t):g}",
+        ("BCE weight", "lost (terms contribute about evenly)", f"{t.w_bce:g}",
          "the paper's rule: CE and BCE contribute about evenly; measured on the trained model in chapter Training"),
         ("person detector", "Mask R-CNN", p.detector,
          "the paper's detector" if p.detector == "maskrcnn" else

@@ -18,6 +18,7 @@ import pandas as pd
 
 from ..data.loaders import split_rows
 from ..evaluation.predictor import Predictor
+from ..evaluation.scores import result_file
 from ..models.checkpoints import load_model
 from ..taxonomy import CLASS_INDEX, GARMENTS, presence
 from .run import Run
@@ -29,7 +30,7 @@ def test_part(run: Run, model: str = "extended"):
     data = run.data("refined")
     rows = split_rows(data.cache, data.split, "test")
     images, masks = data.cache.batch(rows)
-    per_image = pd.read_csv(run.model_dir(model) / "per_image.csv", dtype={"image_id": str})
+    per_image = pd.read_csv(result_file(run.model_dir(model), "per_image"), dtype={"image_id": str})
     ids = data.cache.index["image_id"].to_numpy()[rows]
     if list(per_image["image_id"]) != list(map(str, ids)):
         raise RuntimeError(f"{run.model_dir(model)}/per_image.csv does not match the test part of the data; "

@@ -18,8 +18,8 @@ import pandas as pd
 from .. import settings
 from ..data import open_source
 from ..data.prepared import PreparedData, prepare_dataset
-from ..evaluation.scores import evaluate, load_scores, save_evaluation
-from ..models.checkpoints import is_finished, load_model
+from ..evaluation.scores import evaluate, load_scores, result_file, save_evaluation
+from ..models.checkpoints import is_finished, load_model, tag
 from ..profiles import Profile, TrainSettings, get_profile
 from ..refinement.persons import make_detector
 from ..refinement.refine import (
@@ -46,7 +46,7 @@ class Run:
     @classmethod
     def open(cls, profile: str, run_dir=None, data_dir=None, **kwargs) -> "Run":
         p = get_profile(profile)
-        return cls(p, Path(run_dir) if run_dir else settings.runs_dir() / p.name, data_dir or None, **kwargs)
+        return cls(p, settings.run_dir(p.name, run_dir), data_dir or None, **kwargs)
 
     def source(self):
         """The profile's data source (full-resolution images and masks)."""
@@ -85,7 +85,7 @@ class Run:
         return (folder / "best.pt").exists() and is_finished(folder)
 
     def evaluated(self, model: str, variant: str = "refined", seed: int = 0) -> bool:
-        return self.trained(model, variant, seed) and (self.model_dir(model, variant, seed) / "evaluation.json").exists()
+        return self.trained(model, variant, seed) and result_file(self.model_dir(model, variant, seed), "evaluation").exists()
 
     def ensure(self, model: str, variant: str = "refined", seed: int = 0, train: TrainSettings | None = None,
                evaluate_on: str | None = None) -> dict:
@@ -101,13 +101,9 @@ class Run:
                         device=self.device, progress=self.progress, tag=tag(model, variant, seed))
             for stale in folder.glob("evaluation*.json"):  # scores of the model before this training
                 stale.unlink()
-        if not (folder / f"evaluation{'' if name == 'test' else '-' + name}.json").exists():
+        if not result_file(folder, "evaluation", name).exists():
             test = self.data(on)
             result = evaluate(load_model(folder / "best.pt", self.device), test.cache, test.split, "test",
                               progress=self.progress)
             save_evaluation(result, folder, name, {"split": "test", "data": on})
         return load_scores(folder, name)
-
-
-def tag(model: str, variant: str, seed: int) -> str:
-    return f"{model}-{variant}" + (f"-seed{seed}" if seed else "")

@@ -9,15 +9,9 @@ import torch
 
 from ..data.loaders import test_loader
 from ..models.checkpoints import load_model
-from ..profiles import TrainSettings
 from ..training.loop import lr_find
-from ..training.losses import W_BCE, calibrate_loss_weights
+from ..training.losses import calibrate_loss_weights
 from .run import Run
-
-
-def bce_weight(settings: TrainSettings) -> float:
-    """The BCE weight a training uses: the profile's, else :data:`losses.W_BCE`."""
-    return W_BCE if settings.w_bce is None else settings.w_bce
 
 
 def loss_calibration(run: Run, model: str = "extended", batches: int = 4) -> pd.DataFrame:
@@ -32,7 +26,7 @@ def loss_calibration(run: Run, model: str = "extended", batches: int = 4) -> pd.
     valid = test_loader(data.cache, data.split, trained.normalization, settings.batch_size, run.device, "valid")
     plain = ((x.as_subclass(torch.Tensor), y.as_subclass(torch.Tensor)) for x, y in valid)
     measured = calibrate_loss_weights(trained, plain, max_batches=batches)
-    used = {"ce": 1.0, "bce": bce_weight(settings), "box": settings.w_box}
+    used = {"ce": 1.0, "bce": settings.w_bce, "box": settings.w_box}
     table = pd.DataFrame({"unweighted mean": [measured.get(k, np.nan) for k in used],
                           "weight for even terms": [1.0, measured.get("w_bce", np.nan), measured.get("w_box", np.nan)],
                           "weight used": list(used.values())}, index=pd.Index(list(used), name="term"))
@@ -54,10 +48,11 @@ def training_summary(run: Run, models, variant: str = "refined") -> pd.DataFrame
     return pd.DataFrame(rows).set_index("model")
 
 
-def lr_finder(run: Run, model: str = "extended", iterations: int = 60) -> dict:
+def lr_finder(run: Run, model: str = "extended", iterations: int | None = None) -> dict:
     """fastai's learning-rate finder on ``model`` with the profile's settings and the refined data (phase 1:
-    encoder frozen), as :func:`training.loop.lr_find` returns it."""
-    return lr_find(run.data("refined"), model, run.profile.train, device=run.device, num_it=iterations)
+    encoder frozen) for ``iterations`` mini-batches (None: the profile's), as :func:`training.loop.lr_find` returns it."""
+    return lr_find(run.data("refined"), model, run.profile.train, device=run.device,
+                   num_it=iterations or run.profile.lr_find_iterations)
 
 
 def history(run: Run, model: str = "extended", variant: str = "refined") -> pd.DataFrame:

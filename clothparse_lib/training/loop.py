@@ -2,8 +2,8 @@
 
 Phase 1: encoder frozen (fastai's ``freeze``: BatchNorm layers keep training, ``train_bn=True``),
 one-cycle, AdamW (fastai's Adam with decoupled weight decay). Phase 2: everything unfrozen, one-cycle
-with a lower maximum learning rate. Mixed precision (fp16) on CUDA only; the loss is computed in
-fp32 either way. Each model trains in ``<run>/models/<model>/``:
+with a lower maximum learning rate. The loss is computed in fp32 whatever the model runs in. Each model
+trains in ``<run>/models/<model>/``:
 
 * ``history.csv`` — one row per epoch and phase: losses (total and every term, train and valid),
   IoU excl. bg on the validation split, seconds;
@@ -19,28 +19,45 @@ model finished its schedule is read from ``last.pt``'s state (:func:`is_finished
 the weights, the optimizer, every random generator and fastai's per-fit state (smoothed train loss,
 mixed precision's loss scale): on a CPU a resumed run repeats the uninterrupted one exactly (tested; on
 a GPU as far as its kernels are deterministic, untested).
-Data-parallel training: ``accelerate launch -m clothparse_lib.cli train --distributed ...`` (or
-``torchrun``); fastai's ``distrib_ctx`` wraps the same code.
+
+Speed (``TrainSettings``; the defaults keep a CPU training bitwise as it was and choose the fast path on CUDA):
+
+* ``data_on_device``: batches gathered and augmented on the GPU from the cache held there as uint8, or read
+  from the host by a prefetching thread into pinned memory (:mod:`data.device`); on a CPU fastai's DataLoader;
+* ``precision``: fp16 mixed precision (CUDA default; PyTorch's loss scaler reads one flag per step), bf16 (no
+  scaler) or fp32 (CPU default); channels-last on CUDA; cudnn autotuning on CUDA (``cudnn_benchmark``);
+* ``compile``: ``torch.compile`` of the model, anew for each phase (freezing changes which weights train);
+* no host synchronisation per batch: the Recorder's losses and our metrics accumulate on the device and are
+  read once per epoch (:class:`DeviceAvgLoss`, :class:`DeviceSmoothLoss`);
+* checkpoints off the critical path: at the end of an epoch the history row is written and the weights,
+  optimizer and generators are copied to host memory; a background thread serialises, hashes and writes
+  them (atomically, in order; the next epoch's checkpoint waits for the previous one, and a failed write
+  is raised there or at the end of the phase). A run killed before the write completes resumes from the
+  previous ``last.pt``, as from any kill between a history row and its checkpoint.
+
+Data-parallel training: ``torchrun --nproc-per-node N -m clothparse_lib.cli train --distributed ...`` (plain
+``torch.distributed``, NCCL on GPUs and gloo on CPUs, see :mod:`.distributed`).
 """
 from __future__ import annotations
 
-import contextlib
 import csv
 import random
+import threading
 import time
 from dataclasses import asdict
 from pathlib import Path
 
-import fastai.callback.fp16  # noqa: F401 - adds Learner.to_fp16
 import fastai.callback.schedule  # noqa: F401 - adds Learner.fit_one_cycle and lr_find
 import numpy as np
 import torch
-from fastai.callback.core import Callback
-from fastai.learner import Learner, Metric
+from fastai.callback.core import Callback, CancelStepException
+from fastai.callback.fp16 import MixedPrecision
+from fastai.callback.progress import ProgressCallback
+from fastai.learner import AvgLoss, AvgSmoothLoss, Learner, Metric
 from fastai.optimizer import Adam
-from fastai.torch_core import set_seed
+from fastai.torch_core import find_bs, set_seed
 
-from ..data.loaders import make_dataloaders
+from ..data.loaders import training_dataloaders
 from ..data.prepared import PreparedData
 from ..evaluation.metrics import confusion_matrix, segmentation_scores
 from ..models.checkpoints import (
@@ -53,7 +70,10 @@ from ..models.checkpoints import (
 from ..models import build_model, model_splitter
 from ..profiles import TrainSettings
 from ..provenance import environment, git_commit
+from . import distributed as D
 from .losses import ClothParsingLoss, loss_term_metrics
+
+COMPILE_BACKEND = "inductor"  # torch.compile's backend for ``TrainSettings.compile`` (tests use "aot_eager")
 
 
 class ValidIoU(Metric):
@@ -74,17 +94,140 @@ class ValidIoU(Metric):
         return "iou_excl_bg"
 
 
+class DeviceAvgLoss(AvgLoss):
+    """fastai's validation loss, accumulated on the device (fastai's moves every batch's loss to the CPU: a
+    host synchronisation per batch on a GPU). The same arithmetic: on a CPU the same numbers."""
+
+    def accumulate(self, learn):
+        bs = find_bs(learn.yb)
+        self.total += learn.loss.mean().detach() * bs
+        self.count += bs
+
+
+class DeviceSmoothLoss(AvgSmoothLoss):
+    """fastai's smoothed training loss (history's ``train_loss``), kept on the device."""
+
+    def accumulate(self, learn):
+        self.count += 1
+        loss = learn.loss.mean().detach()
+        self.val = torch.lerp(loss, self.val.to(loss.device), self.beta)
+
+
+class Autocast(MixedPrecision):
+    """fastai's mixed precision on the learner's device type (fastai's autocasts on CUDA only), fp16 (with the
+    loss scaler) or bf16 (without); without fastai's per-step read of the loss scale."""
+
+    def __init__(self, precision: str, device_type: str):
+        super().__init__(amp_mode=precision)
+        self.device_type = device_type
+
+    def before_fit(self):
+        bf16 = self.amp_mode.value == "bf16"
+        if bf16 and self.device_type == "cuda" and not torch.cuda.is_bf16_supported():
+            raise ValueError("this GPU does not support bfloat16: use precision fp16")
+        dtype = torch.bfloat16 if bf16 else torch.float16
+        self.kwargs["enabled"] = not bf16
+        self.autocast = torch.autocast(self.device_type, dtype=dtype)
+        self.learn.scaler, self.scales = torch.amp.GradScaler(self.device_type, **self.kwargs), []
+
+    def before_step(self):
+        self.skipped = True
+        self.scaler.step(self)  # calls self.step unless the gradients overflowed
+        if self.skipped:
+            raise CancelStepException()
+
+
+class ProgressEvery(ProgressCallback):
+    """fastai's progress bar, showing the smoothed loss every 25 batches rather than every batch (reading it
+    waits for the GPU)."""
+
+    def after_batch(self):
+        self.pbar.update(self.iter + 1)
+        if hasattr(self, "smooth_loss") and (self.iter + 1) % 25 == 0:
+            self.pbar.comment = f"{self.smooth_loss.item():.4f}"
+
+
+def snapshot(obj):
+    """``obj`` with every tensor copied to host memory (what a checkpoint written later must hold)."""
+    if torch.is_tensor(obj):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        return {k: snapshot(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(snapshot(v) for v in obj)
+    return obj
+
+
+def to_device(obj, device):
+    """``obj`` with every tensor on ``device`` (fastai's optimizer loads its state as it is given)."""
+    if torch.is_tensor(obj):
+        return obj.to(device)
+    if isinstance(obj, dict):
+        return {k: to_device(v, device) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(to_device(v, device) for v in obj)
+    return obj
+
+
+class CheckpointWriter:
+    """Writes ``last.pt`` (+ ``best.pt``) and the manifest of one model in a background thread, one epoch at a
+    time and in order; owns the manifest while training runs. :meth:`wait` joins the pending write and raises
+    its error, if any."""
+
+    def __init__(self, folder: Path, manifest: dict):
+        self.folder, self.manifest = folder, manifest
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def submit(self, state: dict, weights: dict, extra: dict, best: bool, timing: dict | None = None) -> None:
+        self.wait()
+        self._thread = threading.Thread(target=self._write, args=(state, weights, extra, best, timing),
+                                        name="clothparse-checkpoint")
+        self._thread.start()
+
+    def wait(self, raise_error: bool = True) -> None:
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        error, self._error = self._error, None
+        if error is not None and raise_error:
+            raise error
+
+    def _write(self, state, weights, extra, best, timing):
+        try:
+            t = time.perf_counter()
+            checkpoint = make_checkpoint(self.manifest, state, weights, **extra)
+            hashes = {"last.pt": atomic_save(checkpoint, self.folder / "last.pt")}
+            if best:
+                hashes["best.pt"] = atomic_save(make_checkpoint(self.manifest, state, weights), self.folder / "best.pt")
+            self.manifest.setdefault("checkpoints", {}).update(hashes)
+            self.manifest["state"] = dict(state)
+            write_json(self.manifest, self.folder / "manifest.json")
+            if timing is not None:
+                timing["write_seconds"] = time.perf_counter() - t
+        except BaseException as e:  # raised in the training's thread by wait()
+            self._error = e
+
+
 class Checkpointer(Callback):
     """After every epoch: a history row, then ``last.pt`` (+ optimizer) and, on a better validation IoU, ``best.pt``.
 
     The row comes first so that a kill never loses one; a row written after the last checkpoint is dropped
-    when the run resumes (:func:`trim_history`)."""
+    when the run resumes (:func:`trim_history`). The checkpoint is copied to host memory here and written by
+    a :class:`CheckpointWriter` in the background. In data-parallel training every rank takes part (the
+    random generators of all ranks go into ``last.pt``) and rank 0 alone writes. ``timings``: a list that gets
+    one dict per epoch (epoch seconds, seconds this callback held the loop, seconds of the background write)."""
 
     order = 90  # after the Recorder has the epoch's values
 
-    def __init__(self, folder: Path, manifest: dict, phase: int, start_epoch: int, state: dict, resumed_fit=None):
+    def __init__(self, folder: Path, manifest: dict, phase: int, start_epoch: int, state: dict, resumed_fit=None,
+                 model: torch.nn.Module | None = None, writer: CheckpointWriter | None = None,
+                 ctx: D.Distributed | None = None, timings: list | None = None):
         self.folder, self.manifest, self.phase, self.start_epoch, self.state = folder, manifest, phase, start_epoch, state
         self.resumed_fit = resumed_fit  # resuming mid-phase: the saved :func:`fit_state`
+        self.bare, self.ctx, self.timings = model, ctx, timings
+        self.main = ctx is None or ctx.main
+        self.writer = writer if writer is not None or not self.main else CheckpointWriter(folder, manifest)
 
     def before_fit(self):  # after the Recorder and MixedPrecision set theirs up
         if self.resumed_fit is not None:
@@ -96,23 +239,32 @@ class Checkpointer(Callback):
     def after_epoch(self):
         if self.epoch < self.start_epoch:  # skipped while resuming
             return
+        t = time.perf_counter()
         values = dict(zip(self.recorder.metric_names[1:-1], self.recorder.log[1:-1]))
-        row = {"phase": self.phase, "epoch": self.epoch + 1, **values, "seconds": round(time.perf_counter() - self.t0, 2)}
-        append_history(self.folder / "history.csv", row)
+        row = {"phase": self.phase, "epoch": self.epoch + 1, **values, "seconds": round(t - self.t0, 2)}
         iou = values.get("valid_iou_excl_bg")
         self.state.update(phase=self.phase, epochs_done=self.epoch + 1)
         best = iou is not None and iou > self.state.get("best_iou", -1.0)
         if best:  # before last.pt, so that a resumed run compares with this epoch
             self.state["best_iou"] = float(iou)
-        weights = self.learn.model.state_dict()
-        checkpoint = make_checkpoint(self.manifest, self.state, weights, opt=plain(self.learn.opt.state_dict()),
-                                     rng=rng_state(self.learn), fit=fit_state(self.learn))
-        hashes = {"last.pt": atomic_save(checkpoint, self.folder / "last.pt")}
-        if best:
-            hashes["best.pt"] = atomic_save(make_checkpoint(self.manifest, self.state, weights), self.folder / "best.pt")
-        self.manifest.setdefault("checkpoints", {}).update(hashes)
-        self.manifest["state"] = dict(self.state)
-        write_json(self.manifest, self.folder / "manifest.json")
+        rng = rng_state(self.learn)
+        ranks = self.ctx.gather(rng) if self.ctx is not None and self.ctx.world > 1 else None
+        timing = {"phase": self.phase, "epoch": self.epoch + 1, "epoch_seconds": t - self.t0}
+        if self.main:
+            self.writer.wait()  # the previous epoch's checkpoint is on disk (its error, if any, raised here)
+            append_history(self.folder / "history.csv", row)
+            model = self.bare if self.bare is not None else self.learn.model
+            extra = {"opt": plain(self.learn.opt.state_dict()), "rng": rng, "fit": fit_state(self.learn)}
+            if ranks is not None:
+                extra["rng_ranks"] = ranks
+            self.writer.submit(dict(self.state), snapshot(model.state_dict()), snapshot(extra), best, timing)
+        timing["checkpoint_seconds"] = time.perf_counter() - t
+        if self.timings is not None:
+            self.timings.append(timing)
+
+    def after_fit(self):
+        if self.writer is not None:
+            self.writer.wait()
 
 
 def fit_state(learn) -> dict:
@@ -184,23 +336,91 @@ def trim_history(path: Path, state: dict) -> None:
                 writer.writerows(kept)
 
 
+def resolve_precision(precision: str, device) -> str:
+    """``TrainSettings.precision`` on ``device``: "auto" is fp16 on CUDA, fp32 elsewhere."""
+    if precision != "auto":
+        return precision
+    return "fp16" if device is not None and torch.device(device).type == "cuda" else "fp32"
+
+
 def make_learner(model, dls, settings: TrainSettings) -> Learner:
-    loss = ClothParsingLoss(**({"w_bce": settings.w_bce} if settings.w_bce is not None else {}), w_box=settings.w_box)
+    loss = ClothParsingLoss(w_bce=settings.w_bce, w_box=settings.w_box)
     learn = Learner(dls, model, loss_func=loss, opt_func=Adam, wd=settings.wd, splitter=model_splitter,
                     metrics=[*loss_term_metrics(loss), ValidIoU()])
     learn.recorder.train_metrics = True
-    if dls.device is not None and torch.device(dls.device).type == "cuda":
-        learn.to_fp16()
+    object.__setattr__(learn.recorder, "loss", DeviceAvgLoss())  # (fastai warns on a name the learner has too)
+    learn.recorder.smooth_loss = DeviceSmoothLoss(beta=learn.recorder.smooth_loss.beta)
+    device = torch.device(dls.device) if dls.device is not None else torch.device("cpu")
+    precision = resolve_precision(settings.precision, device)
+    if precision != "fp32":
+        learn.add_cb(Autocast(precision, device.type))
+    if device.type == "cuda":
         learn.model.to(memory_format=torch.channels_last)
     return learn
 
 
+def phase_model(model: torch.nn.Module, settings: TrainSettings, ctx: D.Distributed | None = None,
+                backend: str | None = None) -> torch.nn.Module:
+    """What one phase trains: ``model`` (frozen or unfrozen already) wrapped for data-parallel training and
+    compiled, as asked. Built anew per phase: DDP registers, and a compiled graph was traced with, the
+    weights that required gradients at the time."""
+    m = model
+    if ctx is not None and ctx.world > 1:
+        m = ctx.wrap(m)
+    if settings.compile:
+        torch._dynamo.reset()  # nothing traced in the previous phase is reused
+        m = torch.compile(m, backend=backend or COMPILE_BACKEND)
+    return m
+
+
+RESUME_KEYS = ("model", "seed", "settings", "size", "data")
+
+
+def resume_key(manifest: dict) -> dict:
+    """What must match for ``last.pt`` to be resumed: model, seed, settings (fields added since the checkpoint
+    was written count at their defaults), size, data, whether batches came from fastai's DataLoader (its
+    generator state differs from :class:`data.device.TensorBatches`'), and the number of data-parallel ranks."""
+    key = {k: manifest.get(k) for k in RESUME_KEYS}
+    if isinstance(key["settings"], dict):
+        key["settings"] = {**asdict(TrainSettings()), **key["settings"]}
+    run = manifest.get("execution", {})
+    key["fastai_batches"] = run.get("batches", "fastai") == "fastai"
+    key["world_size"] = run.get("world_size", 1)
+    return key
+
+
+def _reseed_rank(seed: int, rank: int) -> None:
+    """A data-parallel rank's own dropout and augmentation draws (rank 0 keeps the single-process seed)."""
+    s = seed + 1_000_003 * rank
+    random.seed(s)
+    np.random.seed(s % 2**32)
+    torch.manual_seed(s)
+
+
 def train_model(prepared: PreparedData, model_name: str, settings: TrainSettings, run_dir: Path, seed: int = 0,
                 device=None, resume: bool = True, progress: bool = True, distributed: bool = False,
-                tag: str | None = None) -> Path:
+                tag: str | None = None, timings: list | None = None) -> Path:
     """Train ``model_name`` with the two-phase schedule; returns the model's folder (checkpoints, history),
-    ``<run>/models/<tag or model_name>``."""
-    folder = Path(run_dir) / "models" / (tag or model_name)
+    ``<run>/models/<tag or model_name>``.
+
+    ``distributed``: data-parallel, this process one rank of a ``torchrun`` group (:mod:`.distributed`).
+    ``timings``: a list that receives one dict per epoch trained (see :class:`Checkpointer`)."""
+    ctx = D.start(device) if distributed else None
+    if ctx is not None:
+        device = ctx.device
+    rank, world = (ctx.rank, ctx.world) if ctx is not None else (0, 1)
+    main = rank == 0
+    try:
+        return _train(prepared, model_name, settings, Path(run_dir), seed, device, resume, progress, tag, timings,
+                      ctx, rank, world, main)
+    finally:
+        if ctx is not None:
+            ctx.close()
+
+
+def _train(prepared, model_name, settings, run_dir, seed, device, resume, progress, tag, timings, ctx, rank, world,
+           main) -> Path:
+    folder = run_dir / "models" / (tag or model_name)
     folder.mkdir(parents=True, exist_ok=True)
     manifest = {"profile": prepared.profile.name, "model": model_name, "seed": seed, "settings": asdict(settings),
                 "size": list(prepared.cache.size), "data": {"cache": prepared.cache.path.name,
@@ -209,48 +429,77 @@ def train_model(prepared: PreparedData, model_name: str, settings: TrainSettings
     state = {"phase": 1, "epochs_done": 0, "best_iou": -1.0}
     set_seed(seed, reproducible=True)
     model = build_model(model_name, encoder=settings.encoder, weights=settings.weights, img_size=prepared.cache.size)
-    dls = make_dataloaders(prepared.cache, prepared.split, model.normalization, settings.batch_size, device, seed)
+    dls = training_dataloaders(prepared.cache, prepared.split, model.normalization, settings.batch_size, device, seed,
+                               settings.data_on_device, rank, world)
+    dev = torch.device(dls.device)
+    if dev.type == "cuda":  # set_seed(reproducible=True) turned autotuning off
+        torch.backends.cudnn.benchmark = settings.cudnn_benchmark
+        torch.backends.cudnn.deterministic = not settings.cudnn_benchmark
+    manifest["execution"] = {"device": str(dev), "batches": dls.train.placement,
+                             "precision": resolve_precision(settings.precision, dev), "compile": settings.compile,
+                             "world_size": world}
     learn = make_learner(model, dls, settings)
-    if not progress:
+    if not progress or not main:
         learn.remove_cbs([cb for cb in learn.cbs if type(cb).__name__ == "ProgressCallback"])
         learn.logger = lambda *_: None
-    opt_state = fit = None
+    elif dev.type == "cuda":
+        learn.remove_cbs([cb for cb in learn.cbs if type(cb).__name__ == "ProgressCallback"])
+        learn.add_cb(ProgressEvery())
+    if rank:
+        _reseed_rank(seed, rank)
+    opt_state = fit = rng = None
     if resume and (folder / "last.pt").exists():
         try:
             ckpt = read_checkpoint(folder / "last.pt")
         except StaleCheckpoint:  # an older clothparse's: start afresh, as after a change of settings
             ckpt = {"manifest": {}}
-        same = {k: ckpt["manifest"].get(k) for k in ("model", "seed", "settings", "size", "data")} == \
-               {k: manifest[k] for k in ("model", "seed", "settings", "size", "data")}
-        if same:
+        if resume_key(ckpt["manifest"]) == resume_key(manifest):
             learn.model.load_state_dict(ckpt["model"])
-            state, opt_state, rng, fit = ckpt["state"], ckpt.get("opt"), ckpt.get("rng"), ckpt.get("fit")
+            state, opt_state, fit = ckpt["state"], ckpt.get("opt"), ckpt.get("fit")
+            rng = ckpt["rng_ranks"][rank] if "rng_ranks" in ckpt else ckpt.get("rng")
             manifest["checkpoints"] = ckpt["manifest"].get("checkpoints", {})
-            trim_history(folder / "history.csv", state)
-            print(f"resuming {model_name} from phase {state['phase']}, epoch {state['epochs_done']}")
-    if not opt_state:  # a fresh start: forget any earlier history of this model
-        for f in ("history.csv", "last.pt", "best.pt"):
-            (folder / f).unlink(missing_ok=True)
-    write_json(manifest, folder / "manifest.json")
+            if main:
+                trim_history(folder / "history.csv", state)
+                print(f"resuming {model_name} from phase {state['phase']}, epoch {state['epochs_done']}")
+    if ctx is not None:
+        ctx.barrier()  # every rank has read last.pt before rank 0 may remove it
+    if main:
+        if not opt_state:  # a fresh start: forget any earlier history of this model
+            for f in ("history.csv", "last.pt", "best.pt"):
+                (folder / f).unlink(missing_ok=True)
+        write_json(manifest, folder / "manifest.json")
+    writer = CheckpointWriter(folder, manifest) if main else None
 
     phases = [(1, settings.epochs_frozen, settings.lr_frozen), (2, settings.epochs_unfrozen, settings.lr_unfrozen)]
-    if distributed:
-        import fastai.distributed  # noqa: F401 - adds Learner.distrib_ctx (needs the accelerate package)
-    ctx = learn.distrib_ctx() if distributed else contextlib.nullcontext()
-    with ctx:
+    try:
         for phase, epochs, lr in phases:
             if epochs == 0 or phase < state["phase"] or (phase == state["phase"] and state["epochs_done"] >= epochs):
                 continue
             start = state["epochs_done"] if phase == state["phase"] else 0
             learn.freeze() if phase == 1 else learn.unfreeze()
             if opt_state is not None:  # resuming: optimizer and random generators as they were
-                learn.opt.load_state_dict(opt_state)
+                learn.opt.load_state_dict(to_device(opt_state, dev))  # (checkpoints load on the CPU)
                 set_rng_state(learn, rng)
             opt_state = None
             state.update(phase=phase, epochs_done=start)
-            cb = Checkpointer(folder, manifest, phase, start, state, fit if start else None)
-            learn.fit_one_cycle(epochs, lr, wd=settings.wd, start_epoch=start, cbs=[cb])
+            cbs = [Checkpointer(folder, manifest, phase, start, state, fit if start else None, model=model,
+                                writer=writer, ctx=ctx, timings=timings)]
+            if world > 1:
+                cbs.append(D.DistributedSync(ctx, model))
+            learn.model = phase_model(model, settings, ctx)
+            try:
+                learn.fit_one_cycle(epochs, lr, wd=settings.wd, start_epoch=start, cbs=cbs)
+            finally:
+                learn.model = model
             state.update(phase=phase + 1, epochs_done=0)
+    except BaseException:
+        if writer is not None:
+            writer.wait(raise_error=False)  # what was submitted reaches the disk; the training's error is raised
+        raise
+    if writer is not None:
+        writer.wait()
+    if ctx is not None:
+        ctx.barrier()  # rank 0's files are complete when any rank returns
     return folder
 
 
@@ -259,7 +508,8 @@ def lr_find(prepared: PreparedData, model_name: str, settings: TrainSettings, de
     """fastai's learning-rate finder on the frozen model (phase 1): the curve and its suggestions."""
     set_seed(seed, reproducible=True)
     model = build_model(model_name, encoder=settings.encoder, weights=settings.weights, img_size=prepared.cache.size)
-    dls = make_dataloaders(prepared.cache, prepared.split, model.normalization, settings.batch_size, device, seed)
+    dls = training_dataloaders(prepared.cache, prepared.split, model.normalization, settings.batch_size, device, seed,
+                               settings.data_on_device)
     learn = make_learner(model, dls, settings)
     learn.freeze()
     from fastai.callback.schedule import minimum, steep, valley

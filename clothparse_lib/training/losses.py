@@ -9,9 +9,9 @@ PyTorch's default); boxes live in [0, 1], so it is 0.5 * d**2 throughout.
 
 The BCE weight is lost in the paper's text ("each loss term would contribute approximately evenly"):
 :func:`calibrate_loss_weights` measures the unweighted terms and returns the weights that make each
-weighted term equal to the cross-entropy. :data:`W_BCE` is 1 (the two terms weighted alike); the book's
-chapter Training measures the weight the rule gives on each run's trained Extended U-Net
-(``report.loss_calibration``).
+weighted term equal to the cross-entropy. :data:`profiles.W_BCE` is 1 (the two terms weighted alike); the
+calibration behind it is the book's chapter Training, which measures the weight the rule gives on each run's
+trained Extended U-Net (:func:`clothparse_lib.results.training.loss_calibration`).
 """
 from __future__ import annotations
 
@@ -22,9 +22,8 @@ from fastai.torch_core import find_bs
 
 from ..data.targets import presence_and_boxes
 from ..models.outputs import ModelOutput
+from ..profiles import W_BCE, W_BOX
 
-W_BOX = 75.0  # paper
-W_BCE = 1.0  # the paper's "terms contribute about evenly": checked in the book's chapter Training
 BACKGROUND_WEIGHT, GARMENT_WEIGHT = 1.0, 2.0
 
 

@@ -1,0 +1,57 @@
+"""One rank of tests/test_fast_training.py's data-parallel test: `clothparse train` (the real command line),
+instrumented to record which files this rank writes and the weights its model ends with
+($CLOTHPARSE_TEST_OUT/rank<R>.json). Run by torchrun, not collected by pytest."""
+import hashlib
+import json
+import os
+import sys
+import warnings
+from pathlib import Path
+
+warnings.simplefilter("ignore")
+
+import torch  # noqa: E402
+
+from clothparse_lib import cli  # noqa: E402
+from clothparse_lib.training import loop  # noqa: E402
+
+rank = int(os.environ["RANK"])
+writes, final = [], {}
+
+
+def recording(func, path_arg):
+    def wrapper(*args, **kwargs):
+        writes.append(str(args[path_arg]))
+        return func(*args, **kwargs)
+    return wrapper
+
+
+loop.append_history = recording(loop.append_history, 0)
+loop.atomic_save = recording(loop.atomic_save, 1)
+loop.write_json = recording(loop.write_json, 1)
+after_fit = loop.Checkpointer.after_fit
+
+
+def record_weights(self):
+    after_fit(self)
+    h = hashlib.sha256()
+    for k, v in sorted(self.bare.state_dict().items()):
+        h.update(k.encode() + v.detach().cpu().contiguous().numpy().tobytes())
+    final.update(weights=h.hexdigest(), n_tensors=len(self.bare.state_dict()))
+
+
+loop.Checkpointer.after_fit = record_weights
+if os.environ.get("CLOTHPARSE_TEST_KILL_AFTER_EPOCHS"):  # every rank dies after that many epochs' checkpoints
+    after_epoch, left = loop.Checkpointer.after_epoch, [int(os.environ["CLOTHPARSE_TEST_KILL_AFTER_EPOCHS"])]
+
+    def killing(self):
+        after_epoch(self)
+        left[0] -= 1
+        if left[0] == 0:
+            raise SystemExit(3)
+
+    loop.Checkpointer.after_epoch = killing
+torch.set_num_threads(1)
+code = cli.main(sys.argv[1:])
+(Path(os.environ["CLOTHPARSE_TEST_OUT"]) / f"rank{rank}.json").write_text(json.dumps({"writes": writes, **final}))
+sys.exit(code)
