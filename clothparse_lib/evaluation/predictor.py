@@ -15,6 +15,8 @@ from PIL import Image
 
 from ..models import ModelOutput, make_class_prior, require_prior_input
 
+__all__ = ["Predictor", "eval_mode"]
+
 
 @contextlib.contextmanager
 def eval_mode(model: torch.nn.Module):

@@ -12,6 +12,8 @@ from torch import nn
 from . import encoders as E
 from .outputs import ModelOutput
 
+__all__ = ["build_baseline", "baseline_class", "Baseline", "BASELINES"]
+
 BASELINES = {"fpn": "FPN", "deeplabv3": "DeepLabV3", "deeplabv3plus": "DeepLabV3Plus", "smp_unet": "Unet"}
 
 

@@ -9,6 +9,8 @@ from . import encoders as E
 from .baselines import BASELINES, build_baseline
 from .unet import UNET_VARIANTS, build_unet
 
+__all__ = ["build_model", "MODEL_NAMES", "model_splitter", "count_parameters"]
+
 MODEL_NAMES: tuple[str, ...] = (*UNET_VARIANTS, *BASELINES)
 
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import torch
 
+__all__ = ["ModelOutput"]
+
 
 class ModelOutput(tuple):
     """``(seg, cls, box)``: ``seg`` (B, C, H, W) segmentation logits, ``cls`` (B, 8) ClassBranch logits, ``box``

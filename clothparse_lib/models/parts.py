@@ -19,6 +19,10 @@ from fastai.torch_core import apply_init
 from fastai.vision.learner import create_head
 from torch import nn
 
+__all__ = ["NearestUpsample", "use_nearest_upsampling", "ResizeToOrig", "MergeLayer", "ClassBranch", "BoxBranch",
+           "expand_maps", "TrunkShortcut", "BranchInjection", "ClassGate", "BRANCH_HIDDEN", "BRANCH_DROPOUT",
+           "PRIOR_LOGIT"]
+
 BRANCH_HIDDEN = 512  # ClassBranch: "dimensions 512 and number of categories"; BBbranch: same width
 BRANCH_DROPOUT = 0.25
 # Logit that replaces a known fact in `extended` (+ present, - absent). Probability 0/1 is logit -/+inf,

@@ -10,6 +10,8 @@ import torch
 
 from ..taxonomy import CLASS_INDEX, GARMENTS, parse_classes
 
+__all__ = ["make_class_prior", "apply_class_prior"]
+
 
 def make_class_prior(present=(), absent=(), batch_size: int = 1, base=None, device=None) -> torch.Tensor:
     """A (B, 8) class prior: NaN everywhere (unknown) except ``present`` garments (1) and ``absent`` ones (0).

@@ -32,6 +32,9 @@ from .outputs import ModelOutput
 from .parts import BoxBranch, BranchInjection, ClassBranch, ClassGate, MergeLayer, ResizeToOrig, use_nearest_upsampling
 from .prior import apply_class_prior
 
+__all__ = ["build_unet", "ClothUnet", "UnetParts", "UNET_VARIANTS", "PRIOR_MODELS", "require_prior_input",
+           "detach_branches"]
+
 
 @dataclass(frozen=True)
 class UnetParts:
