@@ -19,6 +19,7 @@ from clothparse_lib.cli import _settings, build_parser
 from clothparse_lib.data.device import TensorBatches, augment, draw_params, resolve_placement
 from clothparse_lib.data.loaders import AUGMENTATION, make_dataloaders, split_rows, training_dataloaders
 from clothparse_lib.data.prepared import prepare_dataset
+from clothparse_lib.models import ModelOutput
 from clothparse_lib.models.checkpoints import read_checkpoint
 from clothparse_lib.profiles import TrainSettings, get_profile
 from clothparse_lib.training import loop
@@ -287,8 +288,8 @@ def test_old_manifests_resume_with_the_new_settings_at_their_defaults():
 
 
 class StandIn(nn.Module):
-    """A small model of the library's shape (an ``encoder`` with BatchNorm, segmentation logits), which
-    torch.compile traces, until the real models' forward does."""
+    """A small model of the library's shape (an ``encoder`` with BatchNorm, a :class:`ModelOutput` of segmentation
+    logits), quick to trace (the real models are traced by tests/test_models.py and below)."""
 
     def __init__(self, *_, img_size=(32, 32), **__):
         super().__init__()
@@ -297,7 +298,7 @@ class StandIn(nn.Module):
         self.normalization, self.img_size = STATS, img_size
 
     def forward(self, x):
-        return self.head(self.encoder(x))
+        return ModelOutput(self.head(self.encoder(x)))
 
 
 def test_compile_is_done_per_phase(tiny, tmp_path, monkeypatch):
@@ -341,9 +342,6 @@ def test_compile_is_done_per_phase(tiny, tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason="the models' forward does not trace yet (torch 2.14: RecursionError in "
-                   "dynamo on fastai's SequentialEx `.orig` chain, recompiles per timm block); the redesigned "
-                   "forward (branch h1) is meant to compile")
 def test_compiled_real_model_trains(tiny, tmp_path, monkeypatch):
     profile, prepared = tiny
     monkeypatch.setattr(loop, "COMPILE_BACKEND", "aot_eager")
