@@ -66,19 +66,19 @@ class Predictor:
             return self.model(x) if prior is None else self.model(x, class_prior=prior)
 
     def batches(self, images: np.ndarray, present=(), absent=(), class_prior=None):
-        """(slice, output) per batch of ``images`` (:meth:`inputs`), known garments injected (:meth:`prior`)."""
+        """The model's output per batch of ``images`` (:meth:`inputs`), known garments injected (:meth:`prior`)."""
         images = images[None] if images.ndim == 3 else images
         prior = self.prior(len(images), present, absent, class_prior)
         for start in range(0, len(images), self.batch_size):
             rows = slice(start, start + self.batch_size)
-            yield rows, self._forward(self.inputs(images[rows]), None if prior is None else prior[rows])
+            yield self._forward(self.inputs(images[rows]), None if prior is None else prior[rows])
 
     def __call__(self, images: np.ndarray, present=(), absent=(), class_prior=None) -> ModelOutput:
         """The model's output for ``images`` (see :meth:`batches`), the batches concatenated."""
-        outs = [out.heads() for _, out in self.batches(images, present, absent, class_prior)]
+        outs = [out.heads() for out in self.batches(images, present, absent, class_prior)]
         return ModelOutput([None if parts[0] is None else torch.cat(parts) for parts in zip(*outs)])
 
     def masks(self, images: np.ndarray, present=(), absent=(), class_prior=None) -> np.ndarray:
         """Class-index masks (N, h, w) uint8 at the model's size: the argmax of the segmentation, batch by batch."""
         return np.concatenate([out.seg.argmax(1).to(torch.uint8).cpu().numpy()
-                               for _, out in self.batches(images, present, absent, class_prior)])
+                               for out in self.batches(images, present, absent, class_prior)])

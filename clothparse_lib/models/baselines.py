@@ -33,6 +33,12 @@ def baseline_class(arch: str) -> type:
     return type(arch, (Baseline, getattr(smp, arch)), {"__module__": __name__, "__doc__": Baseline.__doc__})
 
 
+def __getattr__(name: str) -> type:  # the classes as attributes of this module (pickle finds them there)
+    if name in BASELINES.values():
+        return baseline_class(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def build_baseline(name: str, encoder: str, n_classes: int, state_dict: dict | None) -> nn.Module:
     """Baseline ``name`` of :data:`BASELINES` on ``encoder``, with the encoder weights ``state_dict`` (None: random)."""
     model = baseline_class(BASELINES[name])(encoder_name=E.smp_encoder_name(encoder), encoder_weights=None,
