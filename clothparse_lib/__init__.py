@@ -2,6 +2,7 @@
 import warnings
 
 __version__ = "0.1.0"
+__all__ = ["__version__"]
 
 # Deprecation notices that the pinned fastai/timm print on import: noise in every chapter, nothing to act on here.
 warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)

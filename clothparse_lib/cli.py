@@ -10,6 +10,9 @@ from pathlib import Path
 from . import settings
 from .profiles import DRY_RUN_SUFFIX
 
+__all__ = ["DATA_DIR_DEFAULT", "RUNS_DIR_HELP", "PREDICT_OUTPUTS", "build_parser", "main"]
+
+
 DATA_DIR_DEFAULT = f"${settings.DATA_DIR_VAR}, else {settings.DEFAULT_DATA_DIR}"
 RUNS_DIR_HELP = f"folder of the run folders <runs-dir>/<profile> (default ${settings.RUNS_DIR_VAR}, else ./runs)"
 

@@ -16,6 +16,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+__all__ = ["W_BOX", "W_BCE", "TrainSettings", "PRECISIONS", "DATA_ON_DEVICE", "Profile", "DRY_RUN_SUFFIX", "PROFILES",
+           "dry_run", "get_profile"]
+
+
 W_BOX = 75.0  # the paper's box-term weight
 W_BCE = 1.0  # lost in the paper's text ("terms contribute about evenly"): checked in the book's chapter Training
 

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import torch
 
+__all__ = ["git_commit", "environment", "hardware"]
+
 
 def git_commit() -> str | None:
     """The commit of the library's checkout (None outside git)."""

@@ -4,6 +4,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+__all__ = ["DATA_DIR_VAR", "CACHE_DIR_VAR", "RUNS_DIR_VAR", "DEFAULT_DATA_DIR", "data_dir", "data_dir_is_default",
+           "cache_dir", "runs_dir", "run_dir"]
+
+
 DATA_DIR_VAR = "CLOTHPARSE_DATA_DIR"  # folder holding ccp/ (and imaterialist/ for the paper profile)
 CACHE_DIR_VAR = "CLOTHPARSE_CACHE_DIR"  # training-resolution caches (default ~/.cache/clothparse/data)
 RUNS_DIR_VAR = "CLOTHPARSE_RUNS_DIR"  # run folders (default ./runs)

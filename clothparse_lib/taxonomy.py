@@ -27,6 +27,12 @@ from __future__ import annotations
 
 import numpy as np
 
+__all__ = ["CLASSES", "GARMENTS", "N_CLASSES", "N_GARMENTS", "CLASS_INDEX", "COLORS", "PALETTE", "PAINT_ORDER",
+           "IMATERIALIST_CATEGORIES", "IMATERIALIST_FIRST_PART_ID", "IMATERIALIST_MAP", "IMATERIALIST_EXCLUDE",
+           "FASHIONPEDIA_MAP", "FASHIONPEDIA_EXCLUDE", "CCP_LABELS", "CCP_MAP", "CCP_EXCLUDE", "ccp_exclusion_reason",
+           "lookup_table", "CCP_LUT", "presence", "parse_classes", "colorize", "mapping_table"]
+
+
 CLASSES: tuple[str, ...] = ("background", "top", "overtop", "pants", "shorts", "skirt", "dress", "shoe", "bag")
 GARMENTS: tuple[str, ...] = CLASSES[1:]
 N_CLASSES = len(CLASSES)

@@ -2,7 +2,7 @@
 import numpy as np
 import torch
 
-from clothparse_lib.evaluation.metrics import (
+from clothparse_lib.metrics import (
     classification_scores,
     confusion_matrix,
     iou_per_class,

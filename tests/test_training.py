@@ -13,8 +13,8 @@ from clothparse_lib.cli import main
 from clothparse_lib.data.prepared import prepare_dataset
 from clothparse_lib.data.synthetic import make_sample
 from clothparse_lib.evaluation.scores import evaluate
-from clothparse_lib.models.checkpoints import load_model, read_checkpoint
 from clothparse_lib.models import build_model
+from clothparse_lib.models.checkpoints import load_model, read_checkpoint
 
 TRAIN = ["--profile", "smoke", "--quiet", "--device", "cpu"]
 

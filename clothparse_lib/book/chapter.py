@@ -5,6 +5,9 @@ import re
 
 import pandas as pd
 
+__all__ = ["MISSING_CELL", "table_html", "glue", "setup_chapter"]
+
+
 # A table cell pandas renders for a missing value (NaN, None, pd.NA, NaT).
 MISSING_CELL = re.compile(r"<td>(?:NaN|NaT|None|&lt;NA&gt;)</td>")
 

@@ -21,6 +21,9 @@ from ..profiles import get_profile
 from ..results.plan import planned_trainings
 from ..results.run import Run
 
+__all__ = ["GPU_MEMORY_PER_JOB", "MAX_JOBS", "default_jobs", "TrainingsFailed", "train_concurrently"]
+
+
 GPU_MEMORY_PER_JOB = 6 * 2**30  # generous: a batch-16 training at 288x192 with mixed precision peaks at ~3 GiB
 MAX_JOBS = 16  # the fastai loop keeps about one CPU core busy per training
 

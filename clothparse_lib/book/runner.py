@@ -29,6 +29,11 @@ import nbformat
 
 from .. import settings
 
+__all__ = ["ROOT", "PUBLISHED_PROFILE", "RUNS_LAST", "toc_chapters", "CHAPTERS", "ChapterFailed", "code_hash",
+           "library_hash", "ChapterRun", "run_book", "unfinished", "tidy", "chapter_times", "source_cells",
+           "copy_chapters", "write_references", "build_html"]
+
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

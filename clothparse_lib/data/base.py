@@ -13,6 +13,9 @@ from PIL import Image, UnidentifiedImageError
 
 from ..taxonomy import GARMENTS, N_CLASSES
 
+__all__ = ["DataError", "Sample", "Source", "SkipReport", "FileSource", "index_row", "read_rgb", "safe_child",
+           "files_fingerprint"]
+
 
 class DataError(ValueError):
     """Bad input data; the message names the image and the reason."""

@@ -31,6 +31,9 @@ from .. import settings
 from ..taxonomy import CLASSES, N_CLASSES
 from .base import DataError, SkipReport, Source, index_row
 
+__all__ = ["CACHE_FORMAT", "parse_size", "Cache", "cache_key", "open_cache", "build_cache", "class_stats"]
+
+
 CACHE_FORMAT = 1
 
 

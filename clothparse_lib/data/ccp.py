@@ -23,6 +23,10 @@ from .. import settings
 from ..taxonomy import CCP_LABELS, CCP_LUT, ccp_exclusion_reason
 from .base import DataError, FileSource, Sample, files_fingerprint, read_rgb
 
+__all__ = ["REPOSITORY_ZIP", "REPOSITORY_SHA256", "KEPT", "DownloadFailed", "is_complete", "read_label_names",
+           "read_groundtruth", "CCPSource", "locate", "download"]
+
+
 REPOSITORY_ZIP = "https://github.com/bearpaw/clothing-co-parsing/archive/refs/heads/master.zip"
 # SHA-256 of REPOSITORY_ZIP; not pinned yet (no machine that built this had internet access): until it is, a
 # download is checked by its announced size, the zip's CRCs and its layout, and its digest is printed.

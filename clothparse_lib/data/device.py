@@ -40,6 +40,10 @@ import torch.nn.functional as F
 
 from .cache import Cache
 
+__all__ = ["PLACEMENTS", "FIT_FRACTION", "draw_params", "affine_theta", "augment", "TorchRNG", "TensorBatches",
+           "resolve_placement"]
+
+
 PLACEMENTS = ("device", "host")
 FIT_FRACTION = 0.25  # "auto": the split's tensors on the GPU when they take at most this share of its free memory
 

@@ -19,6 +19,9 @@ from ..taxonomy import CLASS_INDEX, IMATERIALIST_CATEGORIES
 from .imaterialist import rle_encode
 from .synthetic import make_sample
 
+__all__ = ["FIXTURE_CATEGORY", "write_imaterialist_fixture", "rle_decode_per_pixel"]
+
+
 FIXTURE_CATEGORY = {"top": 1, "overtop": 4, "pants": 6, "shorts": 7, "skirt": 8, "dress": 10, "shoe": 23, "bag": 24}
 SLEEVE, BELT, JUMPSUIT = 31, 19, 11
 

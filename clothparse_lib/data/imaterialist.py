@@ -31,6 +31,9 @@ from ..taxonomy import (
 )
 from .base import DataError, FileSource, Sample, files_fingerprint, read_rgb, safe_child
 
+__all__ = ["rle_decode", "rle_encode", "read_categories", "IMaterialistSource"]
+
+
 _PAINT_RANK = {name: rank for rank, name in enumerate(PAINT_ORDER)}
 
 

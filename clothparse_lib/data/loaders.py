@@ -22,6 +22,10 @@ from fastai.vision.augment import aug_transforms
 
 from . import Cache
 
+__all__ = ["AUGMENTATION", "CacheDataset", "split_rows", "batch_transforms", "ShardedTfmdDL", "make_dataloaders",
+           "training_dataloaders", "test_loader"]
+
+
 # Mild augmentation, as in the paper: flip, lighting +-10 %, rotation up to 10 degrees; no zoom, no warp.
 AUGMENTATION = dict(do_flip=True, flip_vert=False, max_rotate=10.0, max_lighting=0.1, max_zoom=1.0,
                     max_warp=0.0, p_affine=0.75, p_lighting=0.75, pad_mode="zeros")

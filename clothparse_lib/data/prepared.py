@@ -19,6 +19,8 @@ from . import (
     split_summary,
 )
 
+__all__ = ["PreparedData", "prepare_dataset"]
+
 
 @dataclass
 class PreparedData:

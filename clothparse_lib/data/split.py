@@ -16,6 +16,10 @@ import pandas as pd
 
 from ..taxonomy import GARMENTS
 
+__all__ = ["PAPER_SPLIT_SIZES", "PAPER_FRACTIONS", "iterative_stratification", "make_split", "save_split", "load_split",
+           "split_summary"]
+
+
 # The paper's split of the refined iMaterialist set (section 4.1): 30429 / 3913 / 9128 images.
 PAPER_SPLIT_SIZES = {"train": 30429, "valid": 3913, "test": 9128}
 PAPER_FRACTIONS = {k: v / sum(PAPER_SPLIT_SIZES.values()) for k, v in PAPER_SPLIT_SIZES.items()}

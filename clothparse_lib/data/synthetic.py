@@ -24,6 +24,9 @@ from ..taxonomy import CLASS_INDEX, PAINT_ORDER
 from .base import Sample
 from .targets import region_box
 
+__all__ = ["GENERATOR_VERSION", "CLASS_HUES", "SKIN_TONES", "make_sample", "SyntheticSource"]
+
+
 GENERATOR_VERSION = 2
 CLASS_HUES = {"top": 0, "overtop": 30, "pants": 220, "shorts": 180, "skirt": 280, "dress": 320, "shoe": 60, "bag": 120}
 SKIN_TONES = ((241, 194, 167), (224, 172, 105), (198, 134, 66), (141, 85, 36), (255, 219, 172))

@@ -13,6 +13,8 @@ import torch
 
 from ..taxonomy import N_CLASSES
 
+__all__ = ["region_box", "presence_and_boxes", "presence_targets", "box_targets"]
+
 
 def region_box(region: np.ndarray) -> tuple[int, int, int, int] | None:
     """(x0, y0, x1, y1) in pixels, x1/y1 exclusive, of the True pixels of an HxW boolean array; None if none."""

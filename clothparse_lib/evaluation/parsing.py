@@ -25,6 +25,9 @@ from ..models.checkpoints import load_model
 from ..taxonomy import CLASS_INDEX, GARMENTS, colorize, parse_classes
 from .predictor import Predictor
 
+__all__ = ["COLOR_NAMES", "Garment", "Parsing", "resolve_checkpoint", "dominant_color", "Parser"]
+
+
 # A small named palette for colour tags (RGB).
 COLOR_NAMES = {
     "black": (20, 20, 20), "white": (240, 240, 240), "grey": (128, 128, 128), "red": (200, 30, 40),

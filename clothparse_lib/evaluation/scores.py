@@ -22,12 +22,16 @@ from tqdm.auto import tqdm
 from ..data import Cache
 from ..data.loaders import split_rows
 from ..data.targets import presence_targets
+from ..metrics import classification_scores, confusion_matrix, segmentation_scores
 from ..models import make_class_prior
 from ..models.checkpoints import load_model, write_json
 from ..taxonomy import GARMENTS, N_CLASSES
 from ..training.losses import loss_terms
-from .metrics import classification_scores, confusion_matrix, segmentation_scores
 from .predictor import Predictor
+
+__all__ = ["PARTIAL_PRIOR", "Evaluation", "load_checked", "evaluate", "RESULT_FILES", "result_file", "save_evaluation",
+           "load_scores"]
+
 
 PARTIAL_PRIOR = ("dress", "skirt")
 

@@ -19,6 +19,10 @@ from fastai.torch_core import default_device
 
 from .factory import build_model
 
+__all__ = ["CHECKPOINT_FORMAT", "state_digest", "checkpoint_digest", "make_checkpoint", "file_sha256", "atomic_save",
+           "write_json", "tag", "is_finished", "StaleCheckpoint", "read_checkpoint", "load_model"]
+
+
 CHECKPOINT_FORMAT = 2  # 2: the digest covers the manifest and the state too
 
 

@@ -23,6 +23,11 @@ import warnings
 import torch
 from torch import nn
 
+__all__ = ["ENCODERS", "RandomInitWarning", "check_encoder", "encoder_stats", "smp_encoder_name", "lite0_package_file",
+           "lite0_keys_to_timm", "pretrained_state_dict", "encoder_state_dict", "classifier_network", "fastai_body",
+           "load_smp_encoder"]
+
+
 ENCODERS: tuple[str, ...] = ("resnet34", "efficientnet-lite0")
 
 _TIMM_NAME = {"efficientnet-lite0": "tf_efficientnet_lite0"}

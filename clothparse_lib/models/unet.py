@@ -25,7 +25,8 @@ from dataclasses import dataclass
 import torch
 from fastai.callback.hook import dummy_eval
 from fastai.layers import ResBlock, ToTensorBase
-from fastai.vision.models.unet import DynamicUnet, ResizeToOrig as _FastaiResizeToOrig
+from fastai.vision.models.unet import DynamicUnet
+from fastai.vision.models.unet import ResizeToOrig as _FastaiResizeToOrig
 from torch import nn
 
 from .outputs import ModelOutput

@@ -5,6 +5,8 @@ import json
 from functools import lru_cache
 from importlib.resources import files
 
+__all__ = ["numbers"]
+
 
 @lru_cache(maxsize=1)
 def numbers() -> dict:

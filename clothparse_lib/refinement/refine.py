@@ -32,6 +32,11 @@ import pandas as pd
 from ..data.base import DataError, Sample, SkipReport, Source
 from .persons import DetectionCache, Detections, PersonDetector, cached_detect
 
+__all__ = ["PAPER_MARGINS", "STATUSES", "REVIEW_POLICIES", "INDEX_VERSION", "margin_column", "garment_extent",
+           "crop_box", "refine", "summary", "write_index", "read_index", "write_review_list", "apply_review",
+           "crop_sample", "RefinedSource"]
+
+
 PAPER_MARGINS = (0.30, 0.10, 0.0)
 STATUSES = ("kept", "cropped", "review", "dropped")
 REVIEW_POLICIES = ("drop", "keep")

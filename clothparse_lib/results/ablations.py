@@ -15,6 +15,9 @@ from ..evaluation.scores import result_file
 from .run import Run
 from .tables import beside_paper, mean_std, models_table, seed_rows
 
+__all__ = ["table1", "ABLATIONS", "ablation_rows", "table4", "classbranch_rows", "classbranch_row", "table5",
+           "aggregate_definitions"]
+
 
 def table1(run: Run) -> pd.DataFrame:
     """Plain U-Net trained on base vs refined data, both scored on the refined test images, beside Table 1."""
@@ -63,7 +66,7 @@ def table5(run: Run, model: str = "extended") -> pd.DataFrame:
 def aggregate_definitions(run: Run, model: str = "plain_unet", variant: str = "refined") -> pd.DataFrame:
     """The paper's two aggregate IoUs under three definitions for one model of this run (test part), beside
     the mean of the paper's own per-class numbers and what it prints (Table 1's row of the same data)."""
-    from ..evaluation.metrics import segmentation_scores
+    from ..metrics import segmentation_scores
 
     run.ensure(model, variant)
     s = segmentation_scores(np.load(result_file(run.model_dir(model, variant), "confusion"))["none"])

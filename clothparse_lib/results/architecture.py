@@ -8,6 +8,9 @@ import torch
 
 from ..models import MODEL_NAMES, build_model, count_parameters
 
+__all__ = ["FIGURE1_CHANNELS", "MACS", "architecture_table", "cost_ratios", "decoder_channels"]
+
+
 # Figure 1: output channels of the plain U-Net's decoder, middle conv to the 1x1 conv to the classes.
 FIGURE1_CHANNELS = (512, 512, 384, 256, 96, 99, 9)
 

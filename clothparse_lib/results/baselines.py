@@ -6,6 +6,9 @@ import pandas as pd
 from .run import Run
 from .tables import models_table
 
+__all__ = ["BASELINES", "table2"]
+
+
 # Table 2's rows: this run's label -> (model, the paper's row label or None).
 BASELINES = {"FPN": ("fpn", "FPN"), "DeepLabV3": ("deeplabv3", "DeepLabV3"), "DeepLabV3+": ("deeplabv3plus", "DeepLabV3+"),
              "Plain U-Net": ("plain_unet", "Plain U-Net"), "smp Unet": ("smp_unet", None), "Our model": ("extended", "Our model")}

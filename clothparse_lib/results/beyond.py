@@ -11,6 +11,8 @@ from ..refinement.refine import RefinedSource
 from .run import Run
 from .tables import score_row
 
+__all__ = ["seed_spread", "tagging_table", "export_photos"]
+
 
 def seed_spread(run: Run, models=("plain_unet", "extended"), seeds: tuple[int, ...] | None = None) -> pd.DataFrame:
     """The headline IoUs (%) of each model for each seed of the profile (or ``seeds``), same data and split;

@@ -7,11 +7,13 @@ from .. import paper
 from ..evaluation.scores import result_file
 from .run import Run
 
+__all__ = ["table3", "confusion_counts", "most_confused"]
+
 
 def table3(run: Run, model: str = "extended") -> dict[str, tuple]:
     """Table 3: this run's row- and column-normalised confusion (%) with the paper's, per form; the counts are
     summed over the profile's seeds."""
-    from ..evaluation.metrics import normalize_confusion
+    from ..metrics import normalize_confusion
     counts = sum(confusion_counts(run, model, seed=s) for s in run.profile.seeds)
     ref = paper.numbers()["table3_confusion_percent"]
     return {"rows": (100 * normalize_confusion(counts, "rows"), np.array(ref["row_normalized_gt_rows_pred_columns"])),

@@ -12,6 +12,8 @@ from .architecture import cost_ratios
 from .baselines import table2
 from .run import Run
 
+__all__ = ["headline", "deviations"]
+
 
 def headline(run: Run) -> pd.DataFrame:
     """Every reproduced headline number: the paper's, this run's (mean and std over the profile's seeds) and the

@@ -5,6 +5,8 @@ from .ablations import ABLATIONS
 from .baselines import BASELINES
 from .run import Run
 
+__all__ = ["planned_trainings"]
+
 
 def planned_trainings(run: Run) -> list[tuple[str, str, int]]:
     """Every (model, data variant, seed) the book trains: each trained row of Tables 1 and 2 once per seed of

@@ -23,6 +23,8 @@ from ..models.checkpoints import load_model
 from ..taxonomy import CLASS_INDEX, GARMENTS, presence
 from .run import Run
 
+__all__ = ["test_part", "loss_sorted", "partial_injection"]
+
 
 def test_part(run: Run, model: str = "extended"):
     """(model, images, ground truths, per-image table) of the test part the model was scored on."""

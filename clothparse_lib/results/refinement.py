@@ -13,6 +13,9 @@ from ..refinement import refine
 from ..refinement.persons import flag_quality
 from .run import Run
 
+__all__ = ["NOT_MEASURED", "summary", "counts", "detector_quality", "in_words", "review_gallery"]
+
+
 NOT_MEASURED = "not measured (the labelled photos are CCP's)"
 
 

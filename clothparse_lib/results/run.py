@@ -32,6 +32,8 @@ from ..refinement.refine import (
 )
 from ..training.loop import train_model
 
+__all__ = ["Run"]
+
 
 @dataclass
 class Run:

@@ -7,6 +7,9 @@ from .. import paper
 from ..taxonomy import CLASSES
 from .run import Run
 
+__all__ = ["PAPER_COLUMNS", "score_row", "seed_rows", "mean_std", "beside_paper", "models_table"]
+
+
 PAPER_COLUMNS = ["iou_excl_bg", "iou_overall", "iou_mask", *CLASSES]
 
 

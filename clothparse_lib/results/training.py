@@ -13,6 +13,8 @@ from ..training.loop import lr_find
 from ..training.losses import calibrate_loss_weights
 from .run import Run
 
+__all__ = ["loss_calibration", "training_summary", "lr_finder", "history"]
+
 
 def loss_calibration(run: Run, model: str = "extended", batches: int = 4) -> pd.DataFrame:
     """The paper's rule for the loss weights (each term contributes about evenly) checked on ``model`` as trained

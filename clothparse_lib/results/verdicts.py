@@ -20,12 +20,15 @@ import numpy as np
 import pandas as pd
 
 from .. import paper
-from ..evaluation.metrics import normalize_confusion
 from ..evaluation.scores import PARTIAL_PRIOR
+from ..metrics import normalize_confusion
 from .ablations import classbranch_rows
 from .confusion import confusion_counts, most_confused
 from .run import Run
 from .tables import seed_rows
+
+__all__ = ["TOLERANCE", "RULES", "Verdict", "difference", "level", "every_seed", "claims", "tally"]
+
 
 REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE = "reproduced", "not reproduced", "inconclusive"
 TOLERANCE = 2.0  # percentage points around a level claim, on top of the seed spread

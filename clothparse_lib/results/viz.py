@@ -8,6 +8,9 @@ import seaborn as sns
 
 from ..taxonomy import CLASSES, colorize
 
+__all__ = ["training_curves", "lr_finder_plot", "confusion_heatmaps", "gallery", "legend_strip", "comparison_bars",
+           "injection_diagram", "image_row", "seed_plot"]
+
 
 def training_curves(history: pd.DataFrame, title: str = "") -> plt.Figure:
     """Every loss term (train and valid) and the validation IoU excl. bg, per epoch, phases marked."""

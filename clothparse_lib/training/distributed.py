@@ -25,6 +25,8 @@ import torch
 import torch.distributed as dist
 from fastai.callback.core import Callback
 
+__all__ = ["Distributed", "start", "DistributedSync"]
+
 
 @dataclass
 class Distributed:

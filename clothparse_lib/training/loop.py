@@ -59,7 +59,8 @@ from fastai.torch_core import find_bs, set_seed
 
 from ..data.loaders import training_dataloaders
 from ..data.prepared import PreparedData
-from ..evaluation.metrics import confusion_matrix, segmentation_scores
+from ..metrics import confusion_matrix, segmentation_scores
+from ..models import build_model, model_splitter
 from ..models.checkpoints import (
     StaleCheckpoint,
     atomic_save,
@@ -67,17 +68,22 @@ from ..models.checkpoints import (
     read_checkpoint,
     write_json,
 )
-from ..models import build_model, model_splitter
 from ..profiles import TrainSettings
 from ..provenance import environment, git_commit
 from . import distributed as D
 from .losses import ClothParsingLoss, loss_term_metrics
 
+__all__ = ["COMPILE_BACKEND", "ValidIoU", "DeviceAvgLoss", "DeviceSmoothLoss", "Autocast", "ProgressEvery", "snapshot",
+           "to_device", "CheckpointWriter", "Checkpointer", "fit_state", "set_fit_state", "rng_state", "set_rng_state",
+           "plain", "append_history", "trim_history", "resolve_precision", "make_learner", "phase_model", "RESUME_KEYS",
+           "resume_key", "train_model", "lr_find"]
+
+
 COMPILE_BACKEND = "inductor"  # torch.compile's backend for ``TrainSettings.compile`` (tests use "aot_eager")
 
 
 class ValidIoU(Metric):
-    """IoU excl. bg accumulated over the whole validation set (see :mod:`metrics`)."""
+    """IoU excl. bg accumulated over the whole validation set (see :mod:`clothparse_lib.metrics`)."""
 
     def reset(self):
         self.conf = 0

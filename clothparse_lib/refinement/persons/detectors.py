@@ -29,6 +29,11 @@ from typing import Protocol
 
 import numpy as np
 
+__all__ = ["DETECTOR_VERSION", "Detections", "suppress", "PersonDetector", "HOGDetector", "HAAR_CASCADES",
+           "HaarDetector", "SkinBlobDetector", "COCO_PERSON", "MaskRCNNDetector", "BACKENDS", "DEFAULT_BACKEND",
+           "make_detector"]
+
+
 DETECTOR_VERSION = 1
 
 

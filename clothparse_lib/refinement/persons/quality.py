@@ -12,6 +12,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+__all__ = ["jeffreys_interval", "PERSON_LABELS", "LABELLED_SOURCE", "read_person_labels", "flag_metrics",
+           "flag_quality"]
+
 
 def jeffreys_interval(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
     """Jeffreys interval of a binomial proportion k/n (equal-tailed Beta(k+1/2, n-k+1/2) quantiles)."""

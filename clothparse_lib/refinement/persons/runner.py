@@ -19,6 +19,9 @@ from ... import paper
 from ...data.base import DataError, SkipReport, Source, read_rgb
 from .detectors import Detections, PersonDetector
 
+__all__ = ["IMATERIALIST_IMAGES", "DetectionCache", "cached_detect", "DetectionRun", "detect_many"]
+
+
 IMATERIALIST_IMAGES = paper.numbers()["dataset"]["images_total_original"]  # the paper's data set, section 4.1
 
 

@@ -28,7 +28,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..taxonomy import CLASSES, GARMENTS, N_CLASSES
+from .taxonomy import CLASSES, GARMENTS, N_CLASSES
+
+__all__ = ["confusion_matrix", "iou_per_class", "segmentation_scores", "normalize_confusion", "classification_scores"]
 
 
 def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, n_classes: int = N_CLASSES) -> torch.Tensor:
