@@ -63,7 +63,7 @@ class Profile:
     size: tuple[int, int]  # (height, width) of the cache and of training
     source_params: dict = field(default_factory=dict)
     split_seed: int = 0
-    detector: str = "hog"  # person detector of the refinement (persons.make_detector)
+    detector: str = "hog"  # person detector of the refinement (refinement.persons.make_detector)
     train: TrainSettings = field(default_factory=TrainSettings)
     seeds: tuple[int, ...] = (0,)  # every trained row of Tables 1 and 2 is trained once per seed
     spread_seeds: tuple[int, ...] | None = None  # the seed spread of chapter "Beyond" (None: ``seeds``)

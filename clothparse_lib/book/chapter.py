@@ -28,7 +28,7 @@ def glue(name: str, value) -> None:
 
 def setup_chapter(profile: str, run_dir: str = "", data_dir: str = "", device: str | None = None):
     """A chapter's first call: display settings (a dash for missing numbers in tables), and the run of ``profile``
-    (:class:`experiments.Run`).
+    (:class:`results.run.Run`).
 
     Empty ``run_dir``/``data_dir`` mean the settings' defaults (``$CLOTHPARSE_RUNS_DIR/<profile>``,
     ``$CLOTHPARSE_DATA_DIR``)."""

@@ -1,6 +1,6 @@
 """The book's trainings, several at a time on one machine.
 
-The trainings of a run are independent (:func:`experiments.planned_trainings`), and a batch-16 training keeps
+The trainings of a run are independent (:func:`results.plan.planned_trainings`), and a batch-16 training keeps
 a large GPU busy only part of the time (the Python loop, the data and the optimizer steps leave it idle), so
 :func:`train_concurrently` runs ``jobs`` of them at once in worker processes sharing the GPU, each training and
 evaluating its model exactly as a chapter's ``run.ensure`` would (same folders, checkpoints, resumption). The

@@ -53,7 +53,7 @@ class Evaluation:
 
 
 def load_checked(path: Path, device=None, **expected) -> torch.nn.Module:
-    """:func:`training.load_model`, refusing a checkpoint whose manifest differs from ``expected``
+    """:func:`models.checkpoints.load_model`, refusing a checkpoint whose manifest differs from ``expected``
     (e.g. ``model="plain_unet"`` when the folder holds the extended model)."""
     model = load_model(path, device)
     differ = [f"{k} {model.manifest.get(k)!r} (asked: {v!r})" for k, v in expected.items() if model.manifest.get(k) != v]

@@ -1,7 +1,7 @@
 """Which test images the book shows, and the model's masks for them (Figure 6 and Figure 5 of the paper).
 
 * :func:`loss_sorted` — Figure 6: test images ranked by their segmentation loss (the weighted CE
-  recorded per image by :func:`evaluation.evaluate`): the highest, the middle and the lowest, plus
+  recorded per image by :func:`evaluation.scores.evaluate`): the highest, the middle and the lowest, plus
   failure cases: images where a garment of the ground truth gets no pixel at all, or a garment is
   painted that is not there (most such garments first, then highest loss).
 * :func:`partial_injection` — Figure 5: images without a dress that the model paints a dress on,

@@ -149,7 +149,7 @@ def image_row(paths, titles=None, height: float = 3.0) -> plt.Figure:
 
 
 def seed_plot(spread: pd.DataFrame, metric: str = "iou_excl_bg") -> plt.Figure:
-    """Each model's ``metric`` per seed (dots) and its mean (bar), from :func:`experiments.seed_spread`."""
+    """Each model's ``metric`` per seed (dots) and its mean (bar), from :func:`results.beyond.seed_spread`."""
     runs = spread[spread.index.get_level_values("seed").str.startswith("seed")].reset_index()
     fig, ax = plt.subplots(figsize=(5, 0.6 + 0.5 * runs["model"].nunique()), constrained_layout=True)
     sns.barplot(data=runs, y="model", x=metric, errorbar=None, alpha=0.3, ax=ax)

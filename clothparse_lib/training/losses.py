@@ -3,7 +3,7 @@
 loss = WCE(seg; background 1, garments 2) + w_bce * BCE(class logits, presence)
        + w_box * smoothL1(sigmoid(box logits), boxes from the mask), box term over present garments only.
 
-Targets come from the (augmented) masks on their own device (:mod:`targets`). Every term is computed in
+Targets come from the (augmented) masks on their own device (:mod:`data.targets`). Every term is computed in
 fp32 with autocast disabled, whatever precision the model ran in. Smooth L1 uses beta = 1 (Girshick's, and
 PyTorch's default); boxes live in [0, 1], so it is 0.5 * d**2 throughout.
 
