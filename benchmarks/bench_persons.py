@@ -17,11 +17,7 @@ import cv2
 
 from clothparse_lib import settings
 from clothparse_lib.data.ccp import locate
-from clothparse_lib.refinement.persons import (
-    IMATERIALIST_IMAGES,
-    detect_many,
-    make_detector,
-)
+from clothparse_lib.refinement.persons import IMATERIALIST_IMAGES, detect_many, make_detector
 
 BACKENDS = {
     "hog (default)": ("hog", {}),

@@ -1,3 +1,4 @@
+import contextlib
 import io
 import os
 import struct
@@ -58,6 +59,34 @@ def ccp_root() -> Path:
             pytest.fail(message)
         pytest.skip(message)
     return root
+
+
+class Killed(Exception):
+    """A run killed on purpose by a test."""
+
+
+@pytest.fixture
+def killed_after_first_epoch(monkeypatch):
+    """A context in which a training dies (:class:`Killed`, expected) right after its first epoch's checkpoint, as a
+    killed process would."""
+    from clothparse_lib.training import loop
+
+    original = loop.Checkpointer.after_epoch
+
+    def after_epoch(self):
+        original(self)
+        raise Killed("killed after the first epoch")
+
+    @contextlib.contextmanager
+    def killed():
+        monkeypatch.setattr(loop.Checkpointer, "after_epoch", after_epoch)
+        try:
+            with pytest.raises(Killed):
+                yield
+        finally:
+            monkeypatch.setattr(loop.Checkpointer, "after_epoch", original)
+
+    return killed
 
 
 @pytest.fixture

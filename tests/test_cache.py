@@ -10,13 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from clothparse_lib.data import (
-    DataError,
-    build_cache,
-    class_stats,
-    open_cache,
-    parse_size,
-)
+from clothparse_lib.data import DataError, build_cache, class_stats, open_cache, parse_size
 from clothparse_lib.data.synthetic import SyntheticSource
 from clothparse_lib.taxonomy import N_CLASSES
 

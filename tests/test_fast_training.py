@@ -227,27 +227,15 @@ def test_device_losses_are_fastais_on_a_cpu():
 
 # --- the training loop ---------------------------------------------------------------------------------------
 
-class Killed(Exception):
-    pass
-
-
-def test_training_on_device_batches_resumes_after_a_kill(tiny, tmp_path, monkeypatch):
+def test_training_on_device_batches_resumes_after_a_kill(tiny, tmp_path, killed_after_first_epoch):
     """As tests/test_training.py's kill test, with batches gathered and augmented on the device: the resumed
     run ends with the history and weights of the uninterrupted one. (The host placement yields the same
     batches: test_same_seed_same_batches_on_either_placement.)"""
     profile, prepared = tiny
     placement = "device"
     settings = replace(profile.train, epochs_frozen=2, epochs_unfrozen=1, data_on_device=placement)
-    original = loop.Checkpointer.after_epoch
-
-    def kill_after_first(self):
-        original(self)
-        raise Killed("killed after the first epoch")
-
-    monkeypatch.setattr(loop.Checkpointer, "after_epoch", kill_after_first)
-    with pytest.raises(Killed):
+    with killed_after_first_epoch():
         train(prepared, settings, tmp_path / "a")
-    monkeypatch.setattr(loop.Checkpointer, "after_epoch", original)
     folder = tmp_path / "a" / "models" / "plain_unet"
     assert len(pd.read_csv(folder / "history.csv")) == 1 and (folder / "last.pt").exists()
     train(prepared, settings, tmp_path / "a")

@@ -4,12 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from clothparse_lib.data.split import (
-    PAPER_FRACTIONS,
-    load_split,
-    make_split,
-    save_split,
-)
+from clothparse_lib.data.split import PAPER_FRACTIONS, load_split, make_split, save_split
 from clothparse_lib.taxonomy import GARMENTS
 
 

@@ -180,25 +180,11 @@ def test_evaluate_refuses_a_checkpoint_of_another_model(trained, tmp_path, capsy
     assert not (folder / "evaluation.json").exists()
 
 
-class Killed(Exception):
-    pass
-
-
-def test_killed_run_resumes_where_it_stopped(tmp_path, monkeypatch):
+def test_killed_run_resumes_where_it_stopped(tmp_path, killed_after_first_epoch):
     """A run killed after its first epoch continues from last.pt and ends like an uninterrupted one."""
-    from clothparse_lib.training import loop
-
     args = ["train", *TRAIN, "--model", "plain_unet", "--epochs-frozen", "2", "--epochs-unfrozen", "1"]
-    original = loop.Checkpointer.after_epoch
-
-    def kill_after_first(self):
-        original(self)
-        raise Killed("killed after the first epoch")
-
-    monkeypatch.setattr(loop.Checkpointer, "after_epoch", kill_after_first)
-    with pytest.raises(Killed):
+    with killed_after_first_epoch():
         main([*args, "--run-dir", str(tmp_path / "a")])
-    monkeypatch.setattr(loop.Checkpointer, "after_epoch", original)
     assert len(pd.read_csv(tmp_path / "a" / "models" / "plain_unet" / "history.csv")) == 1
     assert main([*args, "--run-dir", str(tmp_path / "a")]) == 0
     assert main([*args, "--run-dir", str(tmp_path / "b")]) == 0

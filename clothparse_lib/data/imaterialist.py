@@ -22,13 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..taxonomy import (
-    CLASS_INDEX,
-    IMATERIALIST_CATEGORIES,
-    IMATERIALIST_EXCLUDE,
-    IMATERIALIST_MAP,
-    PAINT_ORDER,
-)
+from ..taxonomy import CLASS_INDEX, IMATERIALIST_CATEGORIES, IMATERIALIST_EXCLUDE, IMATERIALIST_MAP, PAINT_ORDER
 from .base import DataError, FileSource, Sample, files_fingerprint, read_rgb, safe_child
 
 __all__ = ["rle_decode", "rle_encode", "read_categories", "IMaterialistSource"]

@@ -8,16 +8,7 @@ import pandas as pd
 
 from .. import settings
 from ..profiles import Profile, get_profile
-from . import (
-    Cache,
-    build_cache,
-    class_stats,
-    load_split,
-    make_split,
-    open_source,
-    save_split,
-    split_summary,
-)
+from . import Cache, build_cache, class_stats, load_split, make_split, open_source, save_split, split_summary
 
 __all__ = ["PreparedData", "prepare_dataset"]
 

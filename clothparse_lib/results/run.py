@@ -22,14 +22,7 @@ from ..evaluation.scores import evaluate, load_scores, result_file, save_evaluat
 from ..models.checkpoints import is_finished, load_model, tag
 from ..profiles import Profile, TrainSettings, get_profile
 from ..refinement.persons import make_detector
-from ..refinement.refine import (
-    RefinedSource,
-    apply_review,
-    read_index,
-    refine,
-    write_index,
-    write_review_list,
-)
+from ..refinement.refine import RefinedSource, apply_review, read_index, refine, write_index, write_review_list
 from ..training.loop import train_model
 
 __all__ = ["Run"]

@@ -61,13 +61,7 @@ from ..data.loaders import training_dataloaders
 from ..data.prepared import PreparedData
 from ..metrics import confusion_matrix, segmentation_scores
 from ..models import build_model, model_splitter
-from ..models.checkpoints import (
-    StaleCheckpoint,
-    atomic_save,
-    make_checkpoint,
-    read_checkpoint,
-    write_json,
-)
+from ..models.checkpoints import StaleCheckpoint, atomic_save, make_checkpoint, read_checkpoint, write_json
 from ..profiles import TrainSettings
 from ..provenance import environment, git_commit
 from . import distributed as D

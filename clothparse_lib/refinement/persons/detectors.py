@@ -297,10 +297,7 @@ class MaskRCNNDetector(_Detector):
 
     def __post_init__(self):
         import torch
-        from torchvision.models.detection import (
-            MaskRCNN_ResNet50_FPN_Weights,
-            maskrcnn_resnet50_fpn,
-        )
+        from torchvision.models.detection import MaskRCNN_ResNet50_FPN_Weights, maskrcnn_resnet50_fpn
 
         self.name = "maskrcnn"
         w = str(self.weights) if self.weights is not None else None
