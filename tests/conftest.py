@@ -69,9 +69,9 @@ class Killed(Exception):
 def killed_after_first_epoch(monkeypatch):
     """A context in which a training dies (:class:`Killed`, expected) right after its first epoch's checkpoint, as a
     killed process would."""
-    from clothparse_lib.training import loop
+    from clothparse_lib.training.resume import Checkpointer
 
-    original = loop.Checkpointer.after_epoch
+    original = Checkpointer.after_epoch
 
     def after_epoch(self):
         original(self)
@@ -79,12 +79,12 @@ def killed_after_first_epoch(monkeypatch):
 
     @contextlib.contextmanager
     def killed():
-        monkeypatch.setattr(loop.Checkpointer, "after_epoch", after_epoch)
+        monkeypatch.setattr(Checkpointer, "after_epoch", after_epoch)
         try:
             with pytest.raises(Killed):
                 yield
         finally:
-            monkeypatch.setattr(loop.Checkpointer, "after_epoch", original)
+            monkeypatch.setattr(Checkpointer, "after_epoch", original)
 
     return killed
 

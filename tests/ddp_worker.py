@@ -13,7 +13,7 @@ warnings.simplefilter("ignore")
 import torch  # noqa: E402
 
 from clothparse_lib import cli  # noqa: E402
-from clothparse_lib.training import loop  # noqa: E402
+from clothparse_lib.training import loop, resume  # noqa: E402
 
 rank = int(os.environ["RANK"])
 writes, final = [], {}
@@ -26,10 +26,11 @@ def recording(func, path_arg):
     return wrapper
 
 
-loop.append_history = recording(loop.append_history, 0)
-loop.atomic_save = recording(loop.atomic_save, 1)
+resume.append_history = recording(resume.append_history, 0)
+resume.atomic_save = recording(resume.atomic_save, 1)
+resume.write_json = recording(resume.write_json, 1)
 loop.write_json = recording(loop.write_json, 1)
-after_fit = loop.Checkpointer.after_fit
+after_fit = resume.Checkpointer.after_fit
 
 
 def record_weights(self):
@@ -40,9 +41,9 @@ def record_weights(self):
     final.update(weights=h.hexdigest(), n_tensors=len(self.bare.state_dict()))
 
 
-loop.Checkpointer.after_fit = record_weights
+resume.Checkpointer.after_fit = record_weights
 if os.environ.get("CLOTHPARSE_TEST_KILL_AFTER_EPOCHS"):  # every rank dies after that many epochs' checkpoints
-    after_epoch, left = loop.Checkpointer.after_epoch, [int(os.environ["CLOTHPARSE_TEST_KILL_AFTER_EPOCHS"])]
+    after_epoch, left = resume.Checkpointer.after_epoch, [int(os.environ["CLOTHPARSE_TEST_KILL_AFTER_EPOCHS"])]
 
     def killing(self):
         after_epoch(self)
@@ -50,7 +51,7 @@ if os.environ.get("CLOTHPARSE_TEST_KILL_AFTER_EPOCHS"):  # every rank dies after
         if left[0] == 0:
             raise SystemExit(3)
 
-    loop.Checkpointer.after_epoch = killing
+    resume.Checkpointer.after_epoch = killing
 torch.set_num_threads(1)
 code = cli.main(sys.argv[1:])
 (Path(os.environ["CLOTHPARSE_TEST_OUT"]) / f"rank{rank}.json").write_text(json.dumps({"writes": writes, **final}))

@@ -62,7 +62,7 @@ def test_model_killed_before_its_checkpoint_is_resumed_not_taken_as_finished(tmp
     """1 + 1 epochs, killed in phase 2 between the epoch's history row and its last.pt: the next ensure
     resumes phase 2 (two history rows do not make a finished model) and leaves no duplicated row."""
     from clothparse_lib.models import checkpoints
-    from clothparse_lib.training import loop
+    from clothparse_lib.training import resume
 
     smoke = get_profile("smoke")
     tiny = replace(smoke, size=(32, 32), source_params={"n": 24, "seed": 0, "height": 64, "width": 64},
@@ -75,7 +75,7 @@ def test_model_killed_before_its_checkpoint_is_resumed_not_taken_as_finished(tmp
             raise Killed("killed before last.pt")
         return save(obj, path)
 
-    monkeypatch.setattr(loop, "atomic_save", killed_before_phase_2_checkpoint)
+    monkeypatch.setattr(resume, "atomic_save", killed_before_phase_2_checkpoint)
     with pytest.raises(Killed):
         run.ensure("plain_unet", "base", evaluate_on="base")
     monkeypatch.undo()

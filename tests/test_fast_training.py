@@ -22,7 +22,7 @@ from clothparse_lib.data.prepared import prepare_dataset
 from clothparse_lib.models import ModelOutput
 from clothparse_lib.models.checkpoints import read_checkpoint
 from clothparse_lib.profiles import TrainSettings, get_profile
-from clothparse_lib.training import loop
+from clothparse_lib.training import callbacks, loop, resume
 
 ROOT = Path(__file__).resolve().parents[1]
 STATS = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
@@ -215,7 +215,7 @@ def test_device_losses_are_fastais_on_a_cpu():
     from types import SimpleNamespace
 
     from fastai.learner import AvgLoss, AvgSmoothLoss
-    mine, theirs = (loop.DeviceAvgLoss(), loop.DeviceSmoothLoss()), (AvgLoss(), AvgSmoothLoss())
+    mine, theirs = (callbacks.DeviceAvgLoss(), callbacks.DeviceSmoothLoss()), (AvgLoss(), AvgSmoothLoss())
     for m in (*mine, *theirs):
         m.reset()
     for i in range(7):
@@ -270,9 +270,9 @@ def test_old_manifests_resume_with_the_new_settings_at_their_defaults():
            "settings": {k: v for k, v in TrainSettings().__dict__.items()
                         if k not in ("precision", "compile", "data_on_device", "cudnn_benchmark")}}
     new = old | {"settings": dict(TrainSettings().__dict__), "execution": {"batches": "fastai", "world_size": 1}}
-    assert loop.resume_key(old) == loop.resume_key(new)
-    assert loop.resume_key(new) != loop.resume_key(new | {"execution": {"batches": "device", "world_size": 1}})
-    assert loop.resume_key(new) != loop.resume_key(new | {"settings": dict(TrainSettings(precision="bf16").__dict__)})
+    assert resume.resume_key(old) == resume.resume_key(new)
+    assert resume.resume_key(new) != resume.resume_key(new | {"execution": {"batches": "device", "world_size": 1}})
+    assert resume.resume_key(new) != resume.resume_key(new | {"settings": dict(TrainSettings(precision="bf16").__dict__)})
 
 
 class StandIn(nn.Module):
