@@ -11,7 +11,8 @@ import pytest
 import scipy.io
 from PIL import Image
 
-from clothparse_lib import book, settings
+from clothparse_lib import settings
+from clothparse_lib.book import runner
 from clothparse_lib.cli import main
 from clothparse_lib.data import ccp, open_source
 from clothparse_lib.taxonomy import CCP_LABELS
@@ -121,5 +122,5 @@ def test_cli_download_and_book_run_fetch_first(server, tmp_path, monkeypatch, ca
     assert main(["download", "ccp", "--data-dir", str(tmp_path / "d")]) == 0
     assert f"CCP is in {tmp_path / 'd' / 'ccp'}" in capsys.readouterr().out
     fetched = []
-    monkeypatch.setattr(book, "run_book", lambda *a, **k: fetched.append(ccp.is_complete(server.home / "ccp")) or [])
+    monkeypatch.setattr(runner, "run_book", lambda *a, **k: fetched.append(ccp.is_complete(server.home / "ccp")) or [])
     assert main(["book", "run", "--profile", "demo"]) == 0 and fetched == [True]
