@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from . import settings
-from .profiles import DRY_RUN_SUFFIX
+from .profiles import DRY_RUN_IMAGES, DRY_RUN_SIZE, DRY_RUN_SUFFIX
 
 __all__ = ["DATA_DIR_DEFAULT", "RUNS_DIR_HELP", "PREDICT_OUTPUTS", "build_parser", "main"]
 
@@ -358,7 +358,8 @@ def build_parser() -> argparse.ArgumentParser:
     br.add_argument("--profile", default="demo",
                     help="smoke (synthetic, minutes), demo (CCP on a CPU), full (CCP on a GPU), paper (iMaterialist, GPU)")
     br.add_argument("--dry-run", action="store_true",
-                    help="the profile's code path on 120 images at 96x64, 1 epoch, 2 seeds (profile NAME-dry)")
+                    help=f"the profile's code path on {DRY_RUN_IMAGES} images at {DRY_RUN_SIZE[0]}x{DRY_RUN_SIZE[1]}, 1 epoch, "
+                    "2 seeds (profile NAME-dry)")
     br.add_argument("--jobs", type=int, help="trainings run at once before the chapters (default: 1 on a CPU, "
                     "on a GPU as many as its memory and the cores allow)")
     br.add_argument("--from", dest="start", metavar="CHAPTER", help="start at this chapter (resume after a failure)")

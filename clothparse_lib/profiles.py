@@ -82,6 +82,7 @@ class Profile:
 
 
 DRY_RUN_SUFFIX = "-dry"
+DRY_RUN_IMAGES, DRY_RUN_SIZE = 64, (64, 64)  # a dry run's data: the first photos of the source, at this size
 
 PROFILES: dict[str, Profile] = {
     "smoke": Profile("smoke", "synthetic", (96, 64), {"n": 96, "seed": 0, "height": 192, "width": 128}, detector="skin",
@@ -107,11 +108,11 @@ PROFILES: dict[str, Profile] = {
 
 
 def dry_run(profile: Profile) -> Profile:
-    """``profile``'s code path at the smallest cost: 120 images at 96x64, 1 frozen epoch, at most 2 seeds, a short
-    learning-rate finder."""
-    params = profile.source_params if profile.source == "synthetic" else {**profile.source_params, "limit": 120}
+    """``profile``'s code path at the smallest cost: :data:`DRY_RUN_IMAGES` images at :data:`DRY_RUN_SIZE`, 1 frozen
+    epoch, at most 2 seeds, a short learning-rate finder."""
+    params = profile.source_params if profile.source == "synthetic" else {**profile.source_params, "limit": DRY_RUN_IMAGES}
     seeds = profile.seeds[:2]
-    return replace(profile, name=profile.name + DRY_RUN_SUFFIX, size=(96, 64), source_params=params, seeds=seeds,
+    return replace(profile, name=profile.name + DRY_RUN_SUFFIX, size=DRY_RUN_SIZE, source_params=params, seeds=seeds,
                    spread_seeds=seeds, train=replace(profile.train, epochs_frozen=1, epochs_unfrozen=0), lr_find_iterations=10,
                    budget="a dry run checks the code path; its numbers mean nothing")
 

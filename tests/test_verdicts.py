@@ -4,7 +4,7 @@ import math
 import pandas as pd
 import pytest
 
-from clothparse_lib.profiles import get_profile
+from clothparse_lib.profiles import DRY_RUN_IMAGES, DRY_RUN_SIZE, get_profile
 from clothparse_lib.results import verdicts as V
 from clothparse_lib.results.plan import planned_trainings
 from clothparse_lib.results.run import Run
@@ -68,8 +68,8 @@ def test_full_profile_plans_every_row_for_every_seed(tmp_path):
 
 def test_dry_run_profile_is_the_same_path_at_a_tiny_cost():
     dry = get_profile("full-dry")
-    assert dry.name == "full-dry" and dry.source == "ccp" and dry.source_params["limit"] == 120
-    assert dry.size == (96, 64) and (dry.train.epochs_frozen, dry.train.epochs_unfrozen) == (1, 0)
+    assert dry.name == "full-dry" and dry.source == "ccp" and dry.source_params["limit"] == DRY_RUN_IMAGES
+    assert dry.size == DRY_RUN_SIZE and (dry.train.epochs_frozen, dry.train.epochs_unfrozen) == (1, 0)
     assert dry.seeds == (0, 1) and dry.train.encoder == get_profile("full").train.encoder
     with pytest.raises(ValueError, match="unknown profile"):
         get_profile("nope-dry")
