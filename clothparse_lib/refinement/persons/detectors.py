@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -98,16 +99,18 @@ class PersonDetector(Protocol):
 
 
 @dataclass
-class _Detector:
-    """Shared plumbing: settings as dataclass fields, resizing, filtering, suppression, signature."""
+class _Detector(ABC):
+    """Shared plumbing: settings as dataclass fields, resizing, filtering, suppression, signature. A backend
+    supplies :meth:`_raw`."""
 
     score_threshold: float = 0.0
     min_height: float = 0.0  # drop boxes shorter than this share of the image height
     overlap: float = 0.65  # suppression: intersection over the smaller box's area
     name: str = field(default="", init=False)
 
+    @abstractmethod
     def _raw(self, image: np.ndarray) -> Detections:
-        raise NotImplementedError
+        """The backend's own detections on ``image``, before the thresholds and the suppression of :meth:`detect`."""
 
     def detect(self, image: np.ndarray) -> Detections:
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
