@@ -8,13 +8,15 @@ import time
 from pathlib import Path
 
 from . import settings
-from .profiles import DRY_RUN_IMAGES, DRY_RUN_SIZE, DRY_RUN_SUFFIX
+from .profiles import DRY_RUN_IMAGES, DRY_RUN_SIZE, DRY_RUN_SUFFIX, PROFILES, profile_names
 
 __all__ = ["DATA_DIR_DEFAULT", "RUNS_DIR_HELP", "PREDICT_OUTPUTS", "build_parser", "main"]
 
 
 DATA_DIR_DEFAULT = f"${settings.DATA_DIR_VAR}, else {settings.DEFAULT_DATA_DIR}"
 RUNS_DIR_HELP = f"folder of the run folders <runs-dir>/<profile> (default ${settings.RUNS_DIR_VAR}, else ./runs)"
+PROFILE_HELP = "; ".join(f"{p.name}: {p.source} at {p.size[0]}x{p.size[1]}" for p in PROFILES.values()) + \
+    f" (and NAME{DRY_RUN_SUFFIX}, a profile's dry run; default demo)"
 
 
 def _prepare(args) -> int:
@@ -218,7 +220,7 @@ def _run_folder_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _run_arguments(p: argparse.ArgumentParser, models: bool = False) -> None:
-    p.add_argument("--profile", default="demo", help="smoke, demo or paper")
+    p.add_argument("--profile", default="demo", help=PROFILE_HELP)
     if models:
         p.add_argument("--model", nargs="+", default=["extended"], help="model names (models.MODEL_NAMES)")
     p.add_argument("--data-dir", help=f"folder holding ccp/ or imaterialist/ (default {DATA_DIR_DEFAULT})")
@@ -284,7 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("prepare", help="cache a profile's data set at its training size, print its statistics, write its split")
-    p.add_argument("--profile", default="demo", help="smoke (synthetic), demo (CCP) or paper (iMaterialist)")
+    p.add_argument("--profile", default="demo", help=PROFILE_HELP)
     p.add_argument("--data-dir", help=f"folder holding ccp/ or imaterialist/ (default {DATA_DIR_DEFAULT})")
     p.add_argument("--cache-dir", help=f"where caches go (default ${settings.CACHE_DIR_VAR} or ~/.cache/clothparse/data)")
     _run_folder_arguments(p)
@@ -305,7 +307,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lr-unfrozen", type=float)
     t.add_argument("--no-resume", action="store_true", help="start afresh even if a checkpoint exists")
     t.add_argument("--precision", choices=["auto", "fp32", "fp16", "bf16"],
-                   help="mixed precision (default auto: fp16 on CUDA, fp32 on a CPU)")
+                   help="mixed precision (default auto: fp16 on CUDA; bf16 + channels-last on a CPU with native "
+                   "bfloat16, except deeplabv3plus; else fp32)")
     t.add_argument("--compile", action="store_true", help="torch.compile the model (anew for each phase)")
     t.add_argument("--data-on-device", choices=["auto", "device", "host", "off"],
                    help="training batches gathered and augmented on the device, from the cache held there "
@@ -326,7 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("images", nargs="+", metavar="IMAGE")
     r.add_argument("--checkpoint", required=True, help="a best.pt / last.pt file, or a model of the run folder "
                    "(e.g. extended: models/extended/, else the book's models/extended-refined/)")
-    r.add_argument("--profile", default="demo", help="whose run folder holds the models (default demo)")
+    r.add_argument("--profile", default="demo", help=f"whose run folder holds the models: {profile_names()} (default demo)")
     _run_folder_arguments(r)
     r.add_argument("--out", required=True, help="output folder")
     r.add_argument("--present", action="append", default=[], help="garment known to be present (repeatable)")
@@ -355,13 +358,13 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("book", help="run the book's chapters with papermill and render them with jupyter-book")
     bsub = b.add_subparsers(dest="book_command", required=True)
     br = bsub.add_parser("run", help="execute the chapters in order (unchanged ones are skipped)")
-    br.add_argument("--profile", default="demo",
-                    help="smoke (synthetic, minutes), demo (CCP on a CPU), full (CCP on a GPU), paper (iMaterialist, GPU)")
+    br.add_argument("--profile", default="demo", help=PROFILE_HELP)
     br.add_argument("--dry-run", action="store_true",
                     help=f"the profile's code path on {DRY_RUN_IMAGES} images at {DRY_RUN_SIZE[0]}x{DRY_RUN_SIZE[1]}, 1 epoch, "
                     "2 seeds (profile NAME-dry)")
-    br.add_argument("--jobs", type=int, help="trainings run at once before the chapters (default: 1 on a CPU, "
-                    "on a GPU as many as its memory and the cores allow)")
+    br.add_argument("--jobs", type=int, help="trainings run at once before the chapters (default: one per core, "
+                    "one thread each, on a CPU; on a GPU as many as its memory and the cores allow; 1: the chapters "
+                    "train one at a time)")
     br.add_argument("--from", dest="start", metavar="CHAPTER", help="start at this chapter (resume after a failure)")
     br.add_argument("--force", action="store_true", help="execute even the unchanged chapters")
     br.add_argument("--runs-dir", help=RUNS_DIR_HELP)

@@ -44,8 +44,8 @@ def table4(run: Run, model: str = "extended") -> pd.DataFrame:
 
 
 def classbranch_rows(run: Run, model: str = "extended") -> pd.DataFrame:
-    """The ClassBranch's presence scores (fractions, labelled as in Table 4), one row per seed of the profile."""
-    return pd.DataFrame({s: classbranch_row(run.ensure(model, seed=s)) for s in run.profile.seeds}).T.rename_axis("seed")
+    """The ClassBranch's presence scores (fractions, labelled as in Table 4), one row per seed of the model."""
+    return pd.DataFrame({s: classbranch_row(run.ensure(model, seed=s)) for s in run.profile.seeds_for(model)}).T.rename_axis("seed")
 
 
 def classbranch_row(scores: dict) -> dict:

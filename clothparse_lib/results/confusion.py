@@ -12,9 +12,9 @@ __all__ = ["table3", "confusion_counts", "most_confused"]
 
 def table3(run: Run, model: str = "extended") -> dict[str, tuple]:
     """Table 3: this run's row- and column-normalised confusion (%) with the paper's, per form; the counts are
-    summed over the profile's seeds."""
+    summed over the model's seeds."""
     from ..metrics import normalize_confusion
-    counts = sum(confusion_counts(run, model, seed=s) for s in run.profile.seeds)
+    counts = sum(confusion_counts(run, model, seed=s) for s in run.profile.seeds_for(model))
     ref = paper.numbers()["table3_confusion_percent"]
     return {"rows": (100 * normalize_confusion(counts, "rows"), np.array(ref["row_normalized_gt_rows_pred_columns"])),
             "columns": (100 * normalize_confusion(counts, "columns"),

@@ -9,10 +9,12 @@ __all__ = ["planned_trainings"]
 
 
 def planned_trainings(run: Run) -> list[tuple[str, str, int]]:
-    """Every (model, data variant, seed) the book trains: each trained row of Tables 1 and 2 once per seed of
-    the profile, and the seed spread of chapter "Beyond"; the costliest models first within each seed."""
+    """Every (model, data variant, seed) the book trains: each trained row of Tables 1 and 2 once per seed of its
+    model (:meth:`Profile.seeds_for`), and the seed spread of chapter "Beyond"; seed by seed, in table order."""
+    p = run.profile
     models = dict.fromkeys(model for model, _ in (*ABLATIONS.values(), *BASELINES.values()))
-    spread = [(m, "refined", s) for s in run.profile.spread_seeds for m in ("plain_unet", "extended")]
-    planned = [(m, "refined", s) for s in run.profile.seeds for m in models] + \
-              [("plain_unet", "base", s) for s in run.profile.seeds] + spread
+    seeds = sorted({s for m in models for s in p.seeds_for(m)})
+    planned = [(m, "refined", s) for s in seeds for m in models if s in p.seeds_for(m)] + \
+              [("plain_unet", "base", s) for s in p.seeds_for("plain_unet")] + \
+              [(m, "refined", s) for s in p.spread_seeds for m in ("plain_unet", "extended")]
     return list(dict.fromkeys(planned))

@@ -11,7 +11,7 @@ from fastai.torch_core import find_bs
 
 from ..metrics import confusion_matrix, segmentation_scores
 
-__all__ = ["ValidIoU", "DeviceAvgLoss", "DeviceSmoothLoss", "Autocast", "ProgressEvery"]
+__all__ = ["ValidIoU", "DeviceAvgLoss", "DeviceSmoothLoss", "DeviceMixedPrecision", "ProgressEvery"]
 
 
 class ValidIoU(Metric):
@@ -51,9 +51,11 @@ class DeviceSmoothLoss(AvgSmoothLoss):
         self.val = torch.lerp(loss, self.val.to(loss.device), self.beta)
 
 
-class Autocast(MixedPrecision):
+class DeviceMixedPrecision(MixedPrecision):
     """fastai's mixed precision on the learner's device type (fastai's autocasts on CUDA only), fp16 (with the
-    loss scaler) or bf16 (without); without fastai's per-step read of the loss scale."""
+    loss scaler) or bf16 (without); without fastai's per-step read of the loss scale. (Its name is not
+    ``Autocast``: fastai exposes a callback as a learner attribute named after its class, and the ``autocast``
+    attribute it sets would then shadow it, with a warning at every fit.)"""
 
     def __init__(self, precision: str, device_type: str):
         super().__init__(amp_mode=precision)

@@ -20,12 +20,13 @@ the weights, the optimizer, every random generator and fastai's per-fit state (s
 mixed precision's loss scale): on a CPU a resumed run repeats the uninterrupted one exactly (tested; on
 a GPU as far as its kernels are deterministic, untested).
 
-Speed (``TrainSettings``; the defaults keep a CPU training bitwise as it was and choose the fast path on CUDA):
+Speed (``TrainSettings``; the defaults choose the fast path on CUDA and on a CPU with native bfloat16):
 
 * ``data_on_device``: batches gathered and augmented on the GPU from the cache held there as uint8, or read
   from the host by a prefetching thread into pinned memory (:mod:`data.device`); on a CPU fastai's DataLoader;
 * ``precision``: fp16 mixed precision (CUDA default; PyTorch's loss scaler reads one flag per step), bf16 (no
-  scaler) or fp32 (CPU default); channels-last on CUDA; cudnn autotuning on CUDA (``cudnn_benchmark``);
+  scaler; the default on a CPU with native bfloat16, with channels-last: the fast CPU path, :mod:`.precision`) or
+  fp32 (other CPUs); channels-last on CUDA; cudnn autotuning on CUDA (``cudnn_benchmark``);
 * ``compile``: ``torch.compile`` of the model, anew for each phase (freezing changes which weights train);
 * no host synchronisation per batch: the Recorder's losses and our metrics accumulate on the device and are
   read once per epoch (:class:`DeviceAvgLoss`, :class:`DeviceSmoothLoss`);
@@ -61,24 +62,20 @@ from ..models.checkpoints import StaleCheckpoint, read_checkpoint, write_json
 from ..profiles import TrainSettings
 from ..provenance import environment, git_commit
 from . import distributed as D
-from .callbacks import Autocast, DeviceAvgLoss, DeviceSmoothLoss, ProgressEvery, ValidIoU
+from .callbacks import DeviceAvgLoss, DeviceMixedPrecision, DeviceSmoothLoss, ProgressEvery, ValidIoU
 from .losses import ClothParsingLoss, loss_term_metrics
+from .precision import resolve_precision, uses_channels_last
 from .resume import Checkpointer, CheckpointWriter, resume_key, set_rng_state, to_device, trim_history
 
-__all__ = ["COMPILE_BACKEND", "resolve_precision", "make_learner", "phase_model", "train_model", "lr_find"]
+__all__ = ["COMPILE_BACKEND", "make_learner", "phase_model", "train_model", "lr_find"]
 
 
 COMPILE_BACKEND = "inductor"  # torch.compile's backend for ``TrainSettings.compile`` (tests use "aot_eager")
 
 
-def resolve_precision(precision: str, device) -> str:
-    """``TrainSettings.precision`` on ``device``: "auto" is fp16 on CUDA, fp32 elsewhere."""
-    if precision != "auto":
-        return precision
-    return "fp16" if device is not None and torch.device(device).type == "cuda" else "fp32"
-
-
-def make_learner(model, dls, settings: TrainSettings) -> Learner:
+def make_learner(model, dls, settings: TrainSettings, model_name: str | None = None) -> Learner:
+    """fastai's Learner for ``model`` with the loss, metrics and device callbacks of the loop, in the precision and
+    memory format that :mod:`.precision` chooses for ``model_name`` on the batches' device."""
     loss = ClothParsingLoss(w_bce=settings.w_bce, w_box=settings.w_box)
     learn = Learner(dls, model, loss_func=loss, opt_func=Adam, wd=settings.wd, splitter=model_splitter,
                     metrics=[*loss_term_metrics(loss), ValidIoU()])
@@ -86,10 +83,10 @@ def make_learner(model, dls, settings: TrainSettings) -> Learner:
     object.__setattr__(learn.recorder, "loss", DeviceAvgLoss())  # (fastai warns on a name the learner has too)
     learn.recorder.smooth_loss = DeviceSmoothLoss(beta=learn.recorder.smooth_loss.beta)
     device = torch.device(dls.device) if dls.device is not None else torch.device("cpu")
-    precision = resolve_precision(settings.precision, device)
+    precision = resolve_precision(settings.precision, device, model_name)
     if precision != "fp32":
-        learn.add_cb(Autocast(precision, device.type))
-    if device.type == "cuda":
+        learn.add_cb(DeviceMixedPrecision(precision, device.type))
+    if uses_channels_last(precision, device):
         learn.model.to(memory_format=torch.channels_last)
     return learn
 
@@ -155,9 +152,9 @@ def _train(prepared, model_name, settings, run_dir, seed, device, resume, progre
         torch.backends.cudnn.benchmark = settings.cudnn_benchmark
         torch.backends.cudnn.deterministic = not settings.cudnn_benchmark
     manifest["execution"] = {"device": str(dev), "batches": dls.train.placement,
-                             "precision": resolve_precision(settings.precision, dev), "compile": settings.compile,
+                             "precision": resolve_precision(settings.precision, dev, model_name), "compile": settings.compile,
                              "world_size": world}
-    learn = make_learner(model, dls, settings)
+    learn = make_learner(model, dls, settings, model_name)
     if not progress or not main:
         learn.remove_cbs([cb for cb in learn.cbs if type(cb).__name__ == "ProgressCallback"])
         learn.logger = lambda *_: None
@@ -229,7 +226,7 @@ def lr_find(prepared: PreparedData, model_name: str, settings: TrainSettings, de
     model = build_model(model_name, encoder=settings.encoder, weights=settings.weights, img_size=prepared.cache.size)
     dls = training_dataloaders(prepared.cache, prepared.split, model.normalization, settings.batch_size, device, seed,
                                settings.data_on_device)
-    learn = make_learner(model, dls, settings)
+    learn = make_learner(model, dls, settings, model_name)
     learn.freeze()
     from fastai.callback.schedule import minimum, steep, valley
     suggestions = learn.lr_find(num_it=num_it, suggest_funcs=(valley, steep, minimum), show_plot=False)

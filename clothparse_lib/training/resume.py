@@ -217,11 +217,13 @@ RESUME_KEYS = ("model", "seed", "settings", "size", "data")
 def resume_key(manifest: dict) -> dict:
     """What must match for ``last.pt`` to be resumed: model, seed, settings (fields added since the checkpoint
     was written count at their defaults), size, data, whether batches came from fastai's DataLoader (its
-    generator state differs from :class:`data.device.TensorBatches`'), and the number of data-parallel ranks."""
+    generator state differs from :class:`data.device.TensorBatches`'), the precision it ran in (``auto`` resolves
+    per machine) and the number of data-parallel ranks."""
     key = {k: manifest.get(k) for k in RESUME_KEYS}
     if isinstance(key["settings"], dict):
         key["settings"] = {**asdict(TrainSettings()), **key["settings"]}
     run = manifest.get("execution", {})
     key["fastai_batches"] = run.get("batches", "fastai") == "fastai"
     key["world_size"] = run.get("world_size", 1)
+    key["precision"] = run.get("precision")
     return key
