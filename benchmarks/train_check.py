@@ -14,6 +14,15 @@ and on-device batches. On a CPU it is a dry run that prints the same lines:
 
     .venv/bin/python benchmarks/train_check.py --device cuda --size 288x192 --epochs 2 2 --encoder efficientnet-lite0
     .venv/bin/python benchmarks/train_check.py --device cpu --size 96x64 --epochs 1 0 --limit 120 --threads 1  # dry run
+
+``--compare-precision`` prints fp32 beside the fast path that ``precision="auto"`` picks on this device (on a CPU
+with native bfloat16: bf16 autocast + channels-last, :mod:`clothparse_lib.training.precision`): the bare train
+step, and the real loop trained once per seed (interleaved, so that both see the same machine load) with its
+best validation IoU and its test IoU (target on a CPU: real loop >= 1.5x fp32 at 128x96, IoU within the seed
+spread):
+
+    .venv/bin/python benchmarks/train_check.py --device cpu --profile demo --size 128x96 --batch-size 8 \
+        --epochs 1 2 --compare-precision --seeds 0 1
 """
 from __future__ import annotations
 
@@ -24,6 +33,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import pandas as pd
 import torch
 
 from clothparse_lib.book.runner import chapter_times
@@ -32,8 +42,9 @@ from clothparse_lib.data.prepared import prepare_dataset
 from clothparse_lib.evaluation.scores import evaluate
 from clothparse_lib.models import build_model, load_model
 from clothparse_lib.profiles import get_profile
-from clothparse_lib.training.loop import COMPILE_BACKEND, resolve_precision, train_model
+from clothparse_lib.training.loop import COMPILE_BACKEND, train_model
 from clothparse_lib.training.losses import ClothParsingLoss
+from clothparse_lib.training.precision import resolve_precision, uses_channels_last
 
 
 def synchronize(device: str) -> None:
@@ -57,11 +68,11 @@ def pipeline_images_per_second(dls, batches: int, device: str) -> float:
 
 def bare_step_images_per_second(prepared, model_name: str, settings, device: str, steps: int, warmup: int = 3) -> float:
     """Forward, the training's loss, backward and an AdamW step (torch's, all weights trainable) on batches drawn
-    once and kept on the device; the training's precision, channels-last on CUDA and compilation, as asked."""
-    cuda = device.startswith("cuda")
-    precision = resolve_precision(settings.precision, device)
+    once and kept on the device; the training's precision and memory format (training.precision) and compilation,
+    as asked."""
+    precision = resolve_precision(settings.precision, device, model_name)
     model = build_model(model_name, encoder=settings.encoder, weights=None, img_size=prepared.cache.size).to(device)
-    if cuda:
+    if uses_channels_last(precision, device):
         model = model.to(memory_format=torch.channels_last)
     dls = training_dataloaders(prepared.cache, prepared.split, model.normalization, settings.batch_size, device,
                                data_on_device=settings.data_on_device)
@@ -101,6 +112,42 @@ def timed_training(prepared, model: str, settings, run: Path, device: str, tag: 
     return images / seconds, seconds, folder, timings, dls.train.placement
 
 
+def compare_precision(prepared, model: str, settings, device: str, steps: int, seeds, run: Path) -> None:
+    """fp32 beside the fast path of ``precision="auto"``: bare step, then the real loop per seed, interleaved."""
+    fast = resolve_precision("auto", device, model)
+    modes = {"fp32": replace(settings, precision="fp32"), fast: replace(settings, precision="auto")}
+    if fast == "fp32":
+        print(f"no fast path for {model} on {device}: precision auto is fp32 here")
+        return
+    bare = {name: bare_step_images_per_second(prepared, model, s, device, steps) for name, s in modes.items()}
+    rows = {name: [] for name in modes}
+    for seed in seeds:
+        for name, s in modes.items():
+            t = time.perf_counter()
+            folder = train_model(prepared, model, s, run, seed=seed, device=device, progress=False, tag=f"{name}-{seed}")
+            seconds = time.perf_counter() - t
+            history = pd.read_csv(folder / "history.csv")
+            test = evaluate(load_model(folder / "best.pt", device), prepared.cache, prepared.split, progress=False)
+            rows[name].append({"seed": seed, "seconds": seconds, "epoch seconds": history["seconds"].mean(),
+                               "valid": 100 * history["valid_iou_excl_bg"].max(),
+                               "test": 100 * test.scores()["none"]["iou_excl_bg"]})
+    layout = " + channels-last" if uses_channels_last(fast, device) else ""
+    print(f"\n{model} on {len(prepared.cache)} images at {prepared.cache.size[0]}x{prepared.cache.size[1]}, batch "
+          f"{settings.batch_size}, epochs {settings.epochs_frozen} + {settings.epochs_unfrozen}, {device}, "
+          f"{torch.get_num_threads()} thread(s), torch {torch.__version__}: fp32 vs {fast}{layout}")
+    print(f"bare train step     fp32 {bare['fp32']:6.1f} images/s   {fast}{layout} {bare[fast]:6.1f}   "
+          f"ratio {bare[fast] / bare['fp32']:.2f}x")
+    for a, b in zip(rows["fp32"], rows[fast]):
+        print(f"real loop, seed {a['seed']}   fp32 {a['seconds']:6.0f} s ({a['epoch seconds']:.1f} s/epoch)   "
+              f"{fast} {b['seconds']:6.0f} s ({b['epoch seconds']:.1f} s/epoch)   ratio {a['seconds'] / b['seconds']:.2f}x "
+              "(target >= 1.5)")
+        print(f"  IoU excl. bg, seed {a['seed']}: best valid fp32 {a['valid']:.2f} / {fast} {b['valid']:.2f}, "
+              f"test fp32 {a['test']:.2f} / {fast} {b['test']:.2f}")
+    for key in ("valid", "test"):
+        d = [b[key] - a[key] for a, b in zip(rows["fp32"], rows[fast])]
+        print(f"{key} IoU, {fast} - fp32 per seed: {', '.join(f'{v:+.2f}' for v in d)} (mean {sum(d) / len(d):+.2f})")
+
+
 def peak_host_memory_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # kB on Linux
 
@@ -123,6 +170,9 @@ def main() -> None:
     ap.add_argument("--compile", action="store_true", help="torch.compile the model (loop and bare step)")
     ap.add_argument("--data-on-device", choices=["auto", "device", "host", "off"], default="auto")
     ap.add_argument("--threads", type=int, help="torch's CPU threads (dry runs on shared cores: 1)")
+    ap.add_argument("--compare-precision", action="store_true",
+                    help="fp32 beside the fast path of precision auto: bare step and the real loop per seed")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="seeds of --compare-precision's trainings")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -138,6 +188,8 @@ def main() -> None:
         settings = replace(profile.train, encoder=args.encoder, weights=weights, batch_size=args.batch_size,
                            epochs_frozen=args.epochs[0], epochs_unfrozen=args.epochs[1], precision=args.precision,
                            compile=args.compile, data_on_device=args.data_on_device)
+        if args.compare_precision:
+            return compare_precision(prepared, args.model, settings, args.device, args.steps, args.seeds, Path(run))
         pipelines = {}
         for path in ("off", "device", "host"):
             dls = training_dataloaders(prepared.cache, prepared.split, stats, args.batch_size, args.device,
@@ -155,12 +207,12 @@ def main() -> None:
         scores = evaluate(load_model(folder / "best.pt", args.device), prepared.cache, prepared.split,
                           progress=False).scores()["none"]
     device = torch.cuda.get_device_name() if cuda else "cpu (dry run)"
-    precision = resolve_precision(settings.precision, args.device)
+    precision = resolve_precision(settings.precision, args.device, args.model)
     names = {"fastai": "fastai DataLoader", "device": "device batches (cache on the device)",
              "host": "host batches (pinned, prefetched)"}
     print(f"\n{args.model} ({args.encoder}, weights={weights}) on {len(prepared.cache)} {prepared.cache.manifest['source']} "
           f"images at {args.size}, batch {args.batch_size}, epochs {args.epochs}, device {device}, torch {torch.__version__}, "
-          f"{precision}{' + channels-last' if cuda else ''}{', compiled' if args.compile else ''}, batches: {names[placement]}")
+          f"{precision}{' + channels-last' if uses_channels_last(precision, args.device) else ''}{', compiled' if args.compile else ''}, batches: {names[placement]}")
     print(f"bare train step     {bare:8.1f} images/s")
     print(f"real training loop  {loop:8.1f} images/s (incl. data, validation and checkpoints, {seconds:.0f} s)")
     print(f"loop / bare step    {loop / bare:8.2f}   (target >= 0.8)")

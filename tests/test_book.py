@@ -17,6 +17,7 @@ from nbformat.v4 import new_code_cell, new_notebook
 
 from clothparse_lib import book
 from clothparse_lib.data.fixtures import write_imaterialist_fixture
+from clothparse_lib.models.checkpoints import tag
 from clothparse_lib.results.plan import planned_trainings
 from clothparse_lib.results.run import Run
 
@@ -93,7 +94,7 @@ def _statuses(results):
 def test_runner_skips_unchanged_chapters_and_reruns_downstream(tmp_path):
     root = _tiny_book(tmp_path, {"a": ["x = 1"], "b": ["print('profile', profile)"]})
     run = lambda **kw: book.run_book("smoke", root=root, runs_dir=tmp_path / "runs", chapters=("a", "b"),
-                                     progress=False, **kw)
+                                     progress=False, jobs=1, **kw)
     assert _statuses(run()) == {"a": "executed", "b": "executed"}
     b = _read(root / "book" / "b.ipynb")
     assert "profile smoke" in b.cells[-1].outputs[0]["text"]
@@ -107,10 +108,21 @@ def test_runner_skips_unchanged_chapters_and_reruns_downstream(tmp_path):
     assert sorted(times.index) == ["a", "b"] and (times["seconds"] > 0).all()
 
 
+def test_training_wall_time_adds_up_over_resumed_sessions(tmp_path):
+    from clothparse_lib.book.runner import _record_time
+
+    path = tmp_path / "book-times.csv"
+    _record_time(path, "trainings (concurrent)", 100.0, add=True)
+    _record_time(path, "intro", 5.0)
+    _record_time(path, "trainings (concurrent)", 20.5, add=True)  # a second session trained the rest
+    _record_time(path, "intro", 3.0)  # a chapter's latest execution replaces the earlier
+    assert book.chapter_times(tmp_path)["seconds"].to_dict() == {"intro": 3.0, "trainings (concurrent)": 120.5}
+
+
 def test_runner_reports_the_failing_cell_and_resumes_from_it(tmp_path):
     root = _tiny_book(tmp_path, {"a": ["x = 1"], "b": ["y = 2", "raise ValueError('boom')"], "c": ["z = 3"]})
     run = lambda **kw: book.run_book("smoke", root=root, runs_dir=tmp_path / "runs", chapters=("a", "b", "c"),
-                                     progress=False, **kw)
+                                     progress=False, jobs=1, **kw)
     with pytest.raises(book.ChapterFailed) as failure:
         run()
     e = failure.value
@@ -140,7 +152,7 @@ def test_killed_chapter_is_re_executed_and_never_rendered(tmp_path, monkeypatch)
 
     root = _tiny_book(tmp_path, {"a": ["x = 1"], "b": ["y = 2"]})
     run = lambda **kw: book.run_book("smoke", root=root, runs_dir=tmp_path / "runs", chapters=("a", "b"),
-                                     progress=False, **kw)
+                                     progress=False, jobs=1, **kw)
     run()
 
     def killed_mid_chapter(input_path, output_path, **kwargs):  # papermill saves as cells run, then the kill
@@ -269,20 +281,26 @@ def test_smoke_book_renders_and_opens_in_chromium(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.ccp
-def test_full_profile_dry_run_runs_the_whole_book_with_concurrent_trainings(tmp_path, ccp_root):
-    """The GPU profile's whole path on a CPU: CCP, the planned trainings two at a time, every chapter, verdicts."""
+def test_published_profile_dry_run_runs_the_whole_book_with_concurrent_trainings(tmp_path, ccp_root):
+    """The published profile's whole path in minutes: CCP, the planned trainings two at a time, every chapter,
+    verdicts (their table and figure)."""
     book.copy_chapters(tmp_path)
+    profile = book.PUBLISHED_PROFILE + "-dry"
     t = time.perf_counter()
-    results = book.run_book("full-dry", root=tmp_path, runs_dir=tmp_path / "runs", data_dir=ccp_root.parent, jobs=2,
+    results = book.run_book(profile, root=tmp_path, runs_dir=tmp_path / "runs", data_dir=ccp_root.parent, jobs=2,
                             progress=False)
-    print(f"full-dry book: {time.perf_counter() - t:.0f} s")
+    print(f"{profile} book: {time.perf_counter() - t:.0f} s")
     assert [r.status for r in results] == ["executed"] * len(book.CHAPTERS)
-    run_dir = tmp_path / "runs" / "full-dry"
+    run_dir = tmp_path / "runs" / profile
     assert "trainings (concurrent)" in book.chapter_times(run_dir).index
-    run = Run.open("full-dry", run_dir, str(ccp_root.parent))
+    run = Run.open(profile, run_dir, str(ccp_root.parent))
     planned = planned_trainings(run)
-    assert len(planned) == 18 and all(run.evaluated(*job) for job in planned)
+    assert len(planned) == len(set(planned)) > 9 and all(run.evaluated(*job) for job in planned)
     intro = _read(tmp_path / "book" / "intro.ipynb")
-    claims = next(c for c in intro.cells if "verdicts.claims(run)" in c.source).outputs[-1]["data"]["text/html"]
-    assert "skirt → dress" in claims and "Our model beats Plain U-Net" in claims
-    assert any(v in claims for v in ("reproduced", "inconclusive"))
+    claims = next(c for c in intro.cells if c.source == "viz.verdict_table(claims)").outputs[-1]["data"]["text/html"]
+    assert "skirt → dress" in claims and "Our model beats Plain U-Net" in claims and "low (95 %)" in claims
+    assert any(v in claims for v in ("reproduced", "inconclusive")) and "background-color: #" in claims
+    figure = next(c for c in intro.cells if "viz.verdict_plot(claims)" in c.source).outputs
+    assert any("image/png" in o.get("data", {}) for o in figure)
+    trainings = next(c for c in intro.cells if c.source == "trainings").outputs[-1]["data"]["text/plain"]
+    assert all(tag(*job) in trainings for job in planned)

@@ -196,7 +196,6 @@ def test_auto_keeps_fastais_loaders_off_cuda_and_settings_are_checked(tiny):
     _, prepared = tiny
     assert resolve_placement("auto", "cpu", 10**6) == "fastai" and resolve_placement("off", "cuda", 1) == "fastai"
     assert resolve_placement("host", "cpu", 1) == "host"
-    assert loop.resolve_precision("auto", "cpu") == "fp32" and loop.resolve_precision("auto", "cuda") == "fp16"
     dls = training_dataloaders(prepared.cache, prepared.split, STATS, 4, "cpu")
     assert dls.train.placement == "fastai" and type(dls.train).__name__ == "TfmdDL"
     with pytest.raises(ValueError, match="precision must be one of"):
@@ -252,12 +251,15 @@ def test_bf16_background_checkpoints_and_their_cost(tiny, tmp_path):
     """bf16 autocast on a CPU; checkpoints are on disk when train_model returns; their cost is reported."""
     profile, prepared = tiny
     timings = []
-    folder = train(prepared, replace(profile.train, precision="bf16"), tmp_path, timings=timings)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        folder = train(prepared, replace(profile.train, precision="bf16"), tmp_path, timings=timings)
     history = pd.read_csv(folder / "history.csv")
     assert len(history) == 2 and np.isfinite(history["valid_loss"]).all()
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["execution"] | {"device": "cpu"} == {"device": "cpu", "batches": "fastai", "precision": "bf16",
                                                          "compile": False, "world_size": 1}
+    assert not [w for w in caught if "shadowing" in str(w.message)]  # fastai's warning on the callback's name
     assert manifest["state"] == read_checkpoint(folder / "last.pt")["state"] == {"phase": 2, "epochs_done": 1,
                                                                                  "best_iou": manifest["state"]["best_iou"]}
     assert [(t["phase"], t["epoch"]) for t in timings] == [(1, 1), (2, 1)]
@@ -273,6 +275,9 @@ def test_old_manifests_resume_with_the_new_settings_at_their_defaults():
     assert resume.resume_key(old) == resume.resume_key(new)
     assert resume.resume_key(new) != resume.resume_key(new | {"execution": {"batches": "device", "world_size": 1}})
     assert resume.resume_key(new) != resume.resume_key(new | {"settings": dict(TrainSettings(precision="bf16").__dict__)})
+    ran_bf16 = new | {"execution": {"batches": "fastai", "world_size": 1, "precision": "bf16"}}
+    assert resume.resume_key(ran_bf16) != resume.resume_key(ran_bf16 | {"execution": {**ran_bf16["execution"],
+                                                                                       "precision": "fp32"}})
 
 
 class StandIn(nn.Module):

@@ -1,11 +1,19 @@
 """Concurrent trainings: what a machine runs at once, and what a training process may not do."""
-from clothparse_lib.book.parallel import default_jobs
+import os
+
+from clothparse_lib.book.parallel import MAX_JOBS, default_jobs
 from clothparse_lib.data import loaders
 from clothparse_lib.data.prepared import prepare_dataset
 
 
-def test_one_job_on_a_cpu():
+def test_one_job_per_core_on_a_cpu(monkeypatch):
+    """One-thread trainings side by side, one per core (each worker sets torch to cores // jobs threads)."""
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    assert default_jobs("cpu") == 2
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
     assert default_jobs("cpu") == 1
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(64)))
+    assert default_jobs("cpu") == MAX_JOBS
 
 
 def test_loaders_start_no_worker_processes(tmp_path):

@@ -2,6 +2,7 @@
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -61,6 +62,14 @@ def test_headline_and_aggregates(run):
     assert np.isclose(agg.loc["paper: mean of its per-class IoUs", "IoU excl. bg"], 65.25125)
 
 
+def test_training_times_add_up_each_models_epochs(run):
+    times = intro.training_times(run)
+    history = pd.read_csv(run.model_dir("extended") / "history.csv")
+    assert times.loc["extended-refined", "epochs"] == len(history)
+    assert np.isclose(times.loc["extended-refined", "seconds"], history["seconds"].sum())
+    assert times["seconds"].is_monotonic_decreasing and (times["seconds"] > 0).all()
+
+
 def test_loss_sorted_groups_and_partial_injection(run):
     groups = qualitative.loss_sorted(run, n=2)
     assert list(groups) == ["highest loss", "middle", "lowest loss", "failures"]
@@ -92,6 +101,7 @@ def test_figure1_and_deviations():
     dev = intro.deviations("demo")
     assert {"data set", "encoder", "person detector", "BCE weight"} <= set(dev.index)
     assert "data set" not in intro.deviations("paper").index
+    assert "bf16 autocast + channels-last" in intro.deviations("cpu").loc["precision", "this run"]
     costs = architecture.cost_ratios((128, 96), "efficientnet-lite0")  # the demo profile's: the numbers in the text
     assert f"needs {costs['resnet34_over_encoder']:.1f}x fewer multiply-adds" in dev.loc["encoder", "why"]
     assert f"within {costs['extended_extra_pct']:.1f} % of the plain" in dev.loc["final block of the Extended U-Net", "why"]

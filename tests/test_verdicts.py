@@ -15,20 +15,39 @@ def seeds(*values):
     return pd.Series(values, index=range(len(values)), dtype=float)
 
 
-def test_difference_reproduced_when_the_mean_clears_the_spread():
-    v = V.difference(seeds(42.0, 43.0, 41.5), seeds(38.0, 38.5, 38.2))
-    assert v.verdict == V.REPRODUCED and v.n == 3
+def test_difference_reproduced_when_the_one_sided_interval_clears_zero():
+    v = V.difference(seeds(42.0, 43.0, 41.5), seeds(38.0, 38.5, 38.2))  # differences 4.0, 4.5, 3.3
+    assert v.verdict == V.REPRODUCED and v.n == 3 and v.values == pytest.approx((4.0, 4.5, 3.3))
     assert v.mean == pytest.approx((4.0 + 4.5 + 3.3) / 3)
+    half = 2.919986 * v.std / 3 ** 0.5  # Student's t, 95 % one-sided, 2 degrees of freedom
+    assert (v.low, v.high) == (pytest.approx(v.mean - half), pytest.approx(v.mean + half)) and v.low > 0
+    assert math.isnan(v.seeds_needed)  # decided
 
 
-def test_difference_not_reproduced_when_clearly_reversed():
+def test_difference_not_reproduced_when_the_interval_lies_on_the_other_side():
     assert V.difference(seeds(30, 31, 30.5), seeds(35, 35.5, 36)).verdict == V.NOT_REPRODUCED
     assert V.difference(seeds(30, 31, 30.5), seeds(35, 35.5, 36), sign=-1).verdict == V.REPRODUCED
 
 
-def test_difference_inconclusive_when_the_spread_covers_it():
+def test_difference_inconclusive_when_the_interval_holds_zero_and_says_what_would_decide():
     v = V.difference(seeds(40, 45, 38), seeds(41, 39, 40))  # differences -1, 6, -2: mean 1, std ~4.4
-    assert v.verdict == V.INCONCLUSIVE and abs(v.mean) <= v.std
+    assert v.verdict == V.INCONCLUSIVE and v.low < 0 < v.high
+    assert v.seeds_needed == V.seeds_to_decide(v.mean, v.std) and 50 < v.seeds_needed  # mean about zero: none would
+    assert math.isinf(v.seeds_needed)
+
+
+def test_two_close_seeds_no_longer_decide_a_claim():
+    """|mean| > std was 80 % one-sided confidence with 2 seeds: differences of 1.0 and 1.5 read "reproduced"."""
+    v = V.difference(seeds(41.0, 41.5), seeds(40.0, 40.0))
+    assert v.verdict == V.INCONCLUSIVE and abs(v.mean) > v.std
+    assert v.seeds_needed == 3  # t(0.95, 2) * 0.354 / sqrt(3) = 0.60 < 1.25
+    assert V.seeds_to_decide(1.25, float("nan")) != V.seeds_to_decide(1.25, float("nan"))  # no spread: NaN
+
+
+def test_seeds_to_decide_is_the_first_n_whose_interval_excludes_zero():
+    for mean, std in ((1.0, 1.0), (0.5, 2.0), (3.0, 0.5)):
+        n = int(V.seeds_to_decide(mean, std))
+        assert V.one_sided_bounds(mean, std, n)[0] > 0 and (n == 2 or V.one_sided_bounds(mean, std, n - 1)[0] <= 0)
 
 
 def test_difference_pairs_same_seeds_only_and_needs_two():
@@ -56,6 +75,19 @@ def test_tables_carry_mean_and_std_over_seeds():
     row = table.loc["Plain U-Net", "iou_excl_bg"]
     assert row["run"] == pytest.approx(42.0) and row["std"] == pytest.approx(2.0)
     assert row["diff"] == pytest.approx(42.0 - 72.10)
+
+
+def test_cpu_profile_gives_the_central_rows_three_seeds_and_the_others_two(tmp_path):
+    cpu = get_profile("cpu")
+    assert cpu.source == "ccp" and cpu.size == (128, 96) and cpu.central_seeds == (0, 1, 2) and cpu.seeds == (0, 1)
+    planned = planned_trainings(Run(cpu, tmp_path))
+    assert len(planned) == len(set(planned)) == 21  # 3 central rows x 3 seeds + 6 other rows x 2 seeds
+    seeds = {}
+    for model, variant, seed in planned:
+        seeds.setdefault((model, variant), set()).add(seed)
+    assert seeds.pop(("extended", "refined")) == seeds.pop(("plain_unet", "refined")) == seeds.pop(("plain_unet", "base")) == {0, 1, 2}
+    assert len(seeds) == 6 and all(s == {0, 1} for s in seeds.values())
+    assert get_profile("cpu-dry").central_seeds == get_profile("cpu-dry").spread_seeds == (0, 1)
 
 
 def test_full_profile_plans_every_row_for_every_seed(tmp_path):

@@ -178,8 +178,8 @@ def _train_first(profile: str, run_dir: Path, jobs: int | None, progress: bool) 
         except TrainingsFailed as e:  # the chapters train the failed ones again, one at a time, and show any error
             print(f"[book] {e}\n[book] the chapters will train these one at a time", file=sys.stderr, flush=True)
             trained = e.done
-        if trained:
-            _record_time(run_dir / "book-times.csv", "trainings (concurrent)", time.perf_counter() - t)
+        if trained:  # added up over the sessions that trained the run's models (a resumed run counts its parts)
+            _record_time(run_dir / "book-times.csv", "trainings (concurrent)", time.perf_counter() - t, add=True)
         if progress:
             print(f"[book] {len(trained)} models trained, {jobs} at a time, in {time.perf_counter() - t:.0f} s", flush=True)
 
@@ -215,10 +215,13 @@ def tidy(notebook: Path) -> None:
     nbformat.write(nb, notebook)
 
 
-def _record_time(path: Path, chapter: str, seconds: float) -> None:
+def _record_time(path: Path, chapter: str, seconds: float, add: bool = False) -> None:
+    """``chapter``'s wall time in ``book-times.csv``: replaced (its latest execution) or ``add``-ed to the recorded."""
     import pandas as pd
 
     table = pd.read_csv(path) if path.exists() else pd.DataFrame(columns=["chapter", "seconds"])
+    if add:
+        seconds += float(table.loc[table["chapter"] == chapter, "seconds"].sum())
     table = pd.concat([table[table["chapter"] != chapter], pd.DataFrame([{"chapter": chapter, "seconds": round(seconds, 1)}])])
     table.to_csv(path, index=False)
 

@@ -12,7 +12,7 @@ from .architecture import cost_ratios
 from .baselines import table2
 from .run import Run
 
-__all__ = ["headline", "deviations"]
+__all__ = ["headline", "deviations", "training_times"]
 
 
 def headline(run: Run) -> pd.DataFrame:
@@ -56,6 +56,10 @@ def deviations(profile: str | Profile) -> pd.DataFrame:
                      f"in a PyPI package, and the U-Net on it needs {costs['resnet34_over_encoder']:.1f}x fewer multiply-adds "
                      "(chapter Architecture)"))
     rows += [
+        ("precision", "fp16 mixed precision on a GPU (fastai)",
+         "bf16 autocast + channels-last on a CPU with native bfloat16 (DeepLabV3+: fp32), fp32 on other CPUs, fp16 on CUDA",
+         "1.5-2.5x faster than fp32 on such a CPU; each model's manifest.json records what it ran in; fp32 vs bf16 "
+         "measured by benchmarks/train_check.py --compare-precision (README)"),
         ("max lr, phase 1 / phase 2", "10^? / lost in the text", f"{t.lr_frozen:g} / {t.lr_unfrozen:g}",
          "the exponents are lost; fastai's fine_tune defaults, phase 2 lower; the lr finder's curve is in chapter Training"),
         ("weight decay", "10^? (lost)", f"{t.wd:g}", "the exponent is lost; fastai's default"),
@@ -75,3 +79,11 @@ def deviations(profile: str | Profile) -> pd.DataFrame:
          "the pair the paper's confusion matrix shows most confused"),
     ]
     return pd.DataFrame(rows, columns=["what", "paper", "this run", "why"]).set_index("what")
+
+
+def training_times(run: Run) -> pd.DataFrame:
+    """Every model trained in the run folder: its epochs and its training's wall seconds (``history.csv``'s, summed
+    over its epochs: every session of a resumed training counts), the longest first."""
+    rows = [{"model": h.parent.name, "epochs": len(t), "seconds": float(t["seconds"].sum())}
+            for h in sorted(run.run_dir.glob("models/*/history.csv")) for t in [pd.read_csv(h)]]
+    return pd.DataFrame(rows, columns=["model", "epochs", "seconds"]).set_index("model").sort_values("seconds", ascending=False)

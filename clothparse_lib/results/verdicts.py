@@ -3,10 +3,13 @@
 Most claims are relative ("A beats B"), so they can be tested on CCP although its absolute numbers cannot
 match iMaterialist's. The rules (:data:`RULES`), applied by code and stated in the introduction:
 
-* **difference** claims: the same-seed differences d_s = A_s - B_s (same data, split and schedule; only the
-  seed changes), their mean m and sample standard deviation s. *Reproduced* when m has the claimed sign and
-  |m| > s; *not reproduced* when m has the other sign and |m| > s; *inconclusive* when |m| <= s (the seed
-  spread covers the difference) or with fewer than 2 seeds.
+* **difference** claims ("A - B has the claimed sign"): the same-seed differences d_s = A_s - B_s (same data,
+  split and schedule; only the seed changes), their mean m, sample standard deviation s and the one-sided 95 %
+  confidence bounds of the mean, m -+ t(0.95, n - 1) s / sqrt(n) (Student's t over the n seeds; together a two-sided
+  90 % interval). *Reproduced* when the interval lies on the claimed side of zero, *not reproduced* when it lies on
+  the other side, *inconclusive* otherwise or with fewer than 2 seeds; for an inconclusive claim,
+  :func:`seeds_to_decide` says how many seeds would decide it at the observed mean and spread (none when the mean is
+  about zero). With 3 seeds the interval's half-width is 1.69 s, with 2 seeds 4.46 s.
 * **level** claims (an absolute number of the paper): *reproduced* when the paper's number lies within
   m +- (s + :data:`TOLERANCE`), else *not reproduced*; *inconclusive* with fewer than 2 seeds.
 * **in every seed** claims (the largest confusion): *reproduced* when it holds in every seed, *not
@@ -14,10 +17,12 @@ match iMaterialist's. The rules (:data:`RULES`), applied by code and stated in t
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from .. import paper
 from ..evaluation.scores import PARTIAL_PRIOR
@@ -27,16 +32,21 @@ from .confusion import confusion_counts, most_confused
 from .run import Run
 from .tables import seed_rows
 
-__all__ = ["TOLERANCE", "RULES", "Verdict", "difference", "level", "every_seed", "claims", "tally"]
+__all__ = ["TOLERANCE", "CONFIDENCE", "MAX_SEEDS", "RULES", "VERDICT_COLOURS", "Verdict", "one_sided_bounds",
+           "seeds_to_decide", "difference", "level", "every_seed", "claims", "tally"]
 
 
 REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE = "reproduced", "not reproduced", "inconclusive"
 TOLERANCE = 2.0  # percentage points around a level claim, on top of the seed spread
+CONFIDENCE = 0.95  # one-sided, of the mean paired difference (Student's t over the seeds)
+MAX_SEEDS = 50  # seeds_to_decide looks no further: a claim that needs more has a mean of about zero at its spread
 RULES = {  # the "test" column of :func:`claims` -> the rule (the introduction states them in words)
-    "paired difference": "paired over seeds: mean ± std of A − B; the claimed sign and |mean| > std",
+    "paired difference": f"paired over seeds: the one-sided {CONFIDENCE:.0%} interval of the mean of A − B "
+                         "(Student's t) lies on the claimed side of zero",
     "level": f"the paper's number within mean ± (std + {TOLERANCE:g} points)",
     "every seed": "holds in every seed (none: not reproduced)",
 }
+VERDICT_COLOURS = {REPRODUCED: "#2e7d32", NOT_REPRODUCED: "#c62828", INCONCLUSIVE: "#9e9e9e"}  # green, red, grey
 
 
 @dataclass(frozen=True)
@@ -45,6 +55,29 @@ class Verdict:
     std: float  # sample standard deviation over seeds (NaN for one seed)
     n: int  # seeds
     verdict: str
+    values: tuple[float, ...] = ()  # per seed: the differences (difference claims) or the values (level claims)
+    low: float = float("nan")  # one-sided 95 % lower and upper bounds of the mean (difference claims)
+    high: float = float("nan")
+    seeds_needed: float = float("nan")  # difference claims left inconclusive: seeds that would decide (inf: none would)
+
+
+def one_sided_bounds(mean: float, std: float, n: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """The one-sided ``confidence`` lower and upper bounds of a mean over ``n`` samples (Student's t)."""
+    if n < 2 or math.isnan(std):
+        return float("nan"), float("nan")
+    half = stats.t.ppf(confidence, n - 1) * std / math.sqrt(n)
+    return mean - half, mean + half
+
+
+def seeds_to_decide(mean: float, std: float, confidence: float = CONFIDENCE) -> float:
+    """The fewest seeds whose one-sided interval would exclude zero if the mean and spread stayed as observed;
+    ``inf`` when :data:`MAX_SEEDS` would not (the mean is about zero at this spread), NaN without a spread."""
+    if math.isnan(std) or math.isnan(mean):
+        return float("nan")
+    for n in range(2, MAX_SEEDS + 1):
+        if stats.t.ppf(confidence, n - 1) * std / math.sqrt(n) < abs(mean):
+            return float(n)
+    return math.inf
 
 
 def difference(a: pd.Series, b: pd.Series, sign: int = 1) -> Verdict:
@@ -52,9 +85,11 @@ def difference(a: pd.Series, b: pd.Series, sign: int = 1) -> Verdict:
     seeds = a.index.intersection(b.index)
     d = (a[seeds] - b[seeds]).astype(float)
     m, s = float(d.mean()) if len(d) else float("nan"), float(d.std(ddof=1)) if len(d) > 1 else float("nan")
-    if len(d) < 2 or abs(m) <= s:
-        return Verdict(m, s, len(d), INCONCLUSIVE)
-    return Verdict(m, s, len(d), REPRODUCED if np.sign(m) == sign else NOT_REPRODUCED)
+    low, high = one_sided_bounds(m, s, len(d))
+    if low > 0 or high < 0:
+        verdict = REPRODUCED if (1 if low > 0 else -1) == sign else NOT_REPRODUCED
+        return Verdict(m, s, len(d), verdict, tuple(d), low, high)
+    return Verdict(m, s, len(d), INCONCLUSIVE, tuple(d), low, high, seeds_to_decide(m, s))
 
 
 def level(values: pd.Series, paper_value: float) -> Verdict:
@@ -62,8 +97,8 @@ def level(values: pd.Series, paper_value: float) -> Verdict:
     v = values.astype(float)
     m, s = float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else float("nan")
     if len(v) < 2:
-        return Verdict(m, s, len(v), INCONCLUSIVE)
-    return Verdict(m, s, len(v), REPRODUCED if abs(m - paper_value) <= s + TOLERANCE else NOT_REPRODUCED)
+        return Verdict(m, s, len(v), INCONCLUSIVE, tuple(v))
+    return Verdict(m, s, len(v), REPRODUCED if abs(m - paper_value) <= s + TOLERANCE else NOT_REPRODUCED, tuple(v))
 
 
 def every_seed(holds: pd.Series) -> Verdict:
@@ -76,8 +111,9 @@ def every_seed(holds: pd.Series) -> Verdict:
 
 
 def claims(run: Run) -> pd.DataFrame:
-    """One row per claim of the paper: its number, this run's mean ± std over the profile's seeds (percentage
-    points), the test and the verdict."""
+    """One row per claim of the paper: its number, this run's mean ± std over the seeds (percentage points), the
+    one-sided 95 % bounds of the mean (difference claims), the seeds, those that would decide an inconclusive
+    difference, the test and the verdict; the per-seed values (``per seed``) for :func:`viz.verdict_plot`."""
     ref = paper.numbers()
     t2 = _paper_rows("table2_models")
     iou = {m: 100 * seed_rows(run, m)["iou_excl_bg"] for m in
@@ -88,7 +124,9 @@ def claims(run: Run) -> pd.DataFrame:
 
     def add(table, claim, paper_value, kind, verdict):
         rows.append({"table": table, "claim": claim, "paper": paper_value, "this run": verdict.mean, "std": verdict.std,
-                     "seeds": verdict.n, "test": kind, "verdict": verdict.verdict})
+                     "low (95 %)": verdict.low, "high (95 %)": verdict.high, "seeds": verdict.n,
+                     "seeds to decide": verdict.seeds_needed, "test": kind, "verdict": verdict.verdict,
+                     "per seed": list(verdict.values)})
 
     for a, b in (("extended", "plain_unet"), ("plain_unet", "deeplabv3plus"), ("plain_unet", "deeplabv3"),
                  ("plain_unet", "fpn"), ("class_branch_only", "plain_unet"), ("extended", "class_branch_only"),

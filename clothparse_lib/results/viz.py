@@ -7,9 +7,10 @@ import pandas as pd
 import seaborn as sns
 
 from ..taxonomy import CLASSES, colorize
+from .verdicts import MAX_SEEDS, VERDICT_COLOURS
 
 __all__ = ["training_curves", "lr_finder_plot", "confusion_heatmaps", "gallery", "legend_strip", "comparison_bars",
-           "injection_diagram", "image_row", "seed_plot"]
+           "injection_diagram", "image_row", "seed_plot", "verdict_plot", "verdict_table"]
 
 
 def training_curves(history: pd.DataFrame, title: str = "") -> plt.Figure:
@@ -157,3 +158,49 @@ def seed_plot(spread: pd.DataFrame, metric: str = "iou_excl_bg") -> plt.Figure:
     ax.set_xlabel(f"{metric} (%)")
     ax.legend(fontsize=7, bbox_to_anchor=(1.01, 1), loc="upper left")
     return fig
+
+
+def verdict_plot(claims: pd.DataFrame) -> plt.Figure:
+    """The claims of :func:`results.verdicts.claims` as a figure, coloured by verdict. Comparisons (left): each
+    seed's difference A − B (dots), the mean ± std (bar), the one-sided 95 % bounds of the mean (thin line), the
+    paper's difference (black diamond) and zero. Levels (right): each seed's value, mean ± std, the paper's number."""
+    panels = [("paired difference", "difference A − B (points)"), ("level", "value (%)")]
+    rows = {kind: claims[claims["test"] == kind] for kind, _ in panels}
+    fig, axes = plt.subplots(1, 2, figsize=(12, 0.9 + 0.42 * max(len(r) for r in rows.values())),
+                             gridspec_kw={"width_ratios": [3, 2]}, constrained_layout=True)
+    for ax, (kind, xlabel) in zip(axes, panels):
+        table = rows[kind]
+        for y, ((_, claim), row) in enumerate(table.iterrows()):
+            colour = VERDICT_COLOURS[row["verdict"]]
+            if kind == "paired difference" and np.isfinite(row["low (95 %)"]):
+                ax.plot([row["low (95 %)"], row["high (95 %)"]], [y, y], color=colour, lw=1, alpha=0.6)
+            std = row["std"] if np.isfinite(row["std"]) else 0.0
+            ax.barh(y, 2 * std, left=row["this run"] - std, height=0.45, color=colour, alpha=0.35)
+            ax.plot([row["this run"]] * 2, [y - 0.22, y + 0.22], color=colour, lw=2)
+            ax.scatter(row["per seed"], [y] * len(row["per seed"]), s=18, color=colour, zorder=3)
+            if np.isfinite(row["paper"]):
+                ax.scatter(row["paper"], y, marker="D", s=30, color="black", zorder=4)
+        ax.set_yticks(range(len(table)), [claim for _, claim in table.index], fontsize=8)
+        for tick, verdict in zip(ax.get_yticklabels(), table["verdict"]):
+            tick.set_color(VERDICT_COLOURS[verdict])
+        ax.set_ylim(max(len(r) for r in rows.values()) - 0.5, -0.5)
+        ax.margins(x=0.08)
+        ax.set_xlabel(xlabel)
+        if kind == "paired difference":
+            ax.axvline(0, color="0.3", lw=0.8)
+    handles = [plt.Line2D([], [], marker="o", ls="", color=c, label=v) for v, c in VERDICT_COLOURS.items()]
+    handles.append(plt.Line2D([], [], marker="D", ls="", color="black", label="paper"))
+    axes[1].legend(handles=handles, fontsize=8, loc="lower right")
+    return fig
+
+
+def verdict_table(claims: pd.DataFrame):
+    """The claims table for the page: numbers rounded for display only (the frame stays numeric), each verdict cell
+    in its colour (green, red, grey), the per-seed values left to :func:`verdict_plot`."""
+    def colour(verdict):
+        return f"background-color: {VERDICT_COLOURS[verdict]}; color: white"
+
+    return (claims.drop(columns="per seed").style.map(colour, subset=["verdict"])
+            .format(precision=2, na_rep="").format("{:.0f}", subset=["seeds"], na_rep="")
+            .format(lambda n: "" if np.isnan(n) else f"more than {MAX_SEEDS}" if np.isinf(n) else f"{n:.0f}",
+                    subset=["seeds to decide"]))
