@@ -102,6 +102,6 @@ def test_dry_run_profile_is_the_same_path_at_a_tiny_cost():
     dry = get_profile("full-dry")
     assert dry.name == "full-dry" and dry.source == "ccp" and dry.source_params["limit"] == DRY_RUN_IMAGES
     assert dry.size == DRY_RUN_SIZE and (dry.train.epochs_frozen, dry.train.epochs_unfrozen) == (1, 0)
-    assert dry.seeds == (0, 1) and dry.train.encoder == get_profile("full").train.encoder
+    assert dry.seeds == (0,) and dry.central_seeds == (0, 1) and dry.train.encoder == get_profile("full").train.encoder
     with pytest.raises(ValueError, match="unknown profile"):
         get_profile("nope-dry")
