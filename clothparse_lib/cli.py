@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import subprocess
 import sys
 import time
@@ -10,7 +11,7 @@ from pathlib import Path
 from . import settings
 from .profiles import DRY_RUN_IMAGES, DRY_RUN_SIZE, DRY_RUN_SUFFIX, PROFILES, profile_names
 
-__all__ = ["DATA_DIR_DEFAULT", "RUNS_DIR_HELP", "PREDICT_OUTPUTS", "build_parser", "main"]
+__all__ = ["DATA_DIR_DEFAULT", "RUNS_DIR_HELP", "PROFILE_HELP", "PREDICT_OUTPUTS", "build_parser", "main"]
 
 
 DATA_DIR_DEFAULT = f"${settings.DATA_DIR_VAR}, else {settings.DEFAULT_DATA_DIR}"
@@ -393,6 +394,13 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except (ValueError, RuntimeError, FileNotFoundError) as e:
         print(f"clothparse {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a full disk: one line (storage.DiskFull says where and how much)
+        if e.errno != errno.ENOSPC:
+            raise
+        from .storage import DiskFull, disk_full
+        full = e if isinstance(e, DiskFull) else disk_full(e.filename or ".")
+        print(f"clothparse {args.command}: error: {full}", file=sys.stderr)
         return 2
 
 

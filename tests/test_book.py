@@ -161,6 +161,15 @@ def test_killed_chapter_is_re_executed_and_never_rendered(tmp_path, monkeypatch)
     assert book.unfinished(_read(root / "book" / "a.ipynb")) is None
 
 
+def test_a_full_disk_stops_the_book_in_one_line(tmp_path):
+    from clothparse_lib.storage import DiskFull
+
+    root = _tiny_book(tmp_path, {"a": ["raise OSError(28, 'No space left on device')"]})
+    with pytest.raises(DiskFull) as full:
+        book.run_book("smoke", root=root, runs_dir=tmp_path / "runs", chapters=("a",), progress=False, jobs=1)
+    assert str(full.value).startswith("chapter 'a': [Errno 28] No space left") and "\n" not in str(full.value)
+
+
 # --- nbval catches a regression ---
 
 def _nbval(path: Path) -> subprocess.CompletedProcess:
