@@ -1,4 +1,4 @@
-"""A full disk, a kill between a checkpoint and its manifest: each leaves a folder as
+"""A full disk, two processes in one folder, a kill between a checkpoint and its manifest: each leaves a folder as
 it was, or one that resumes, and says what happened in one line."""
 import errno
 import json
@@ -7,6 +7,7 @@ import pickle
 import shutil
 import subprocess
 import sys
+import threading
 from dataclasses import replace
 
 import pandas as pd
@@ -15,6 +16,7 @@ import torch
 
 from clothparse_lib import profiles, storage
 from clothparse_lib.cli import main
+from clothparse_lib.locks import FolderLocked, folder_lock, holder
 from clothparse_lib.models.checkpoints import atomic_save, read_checkpoint
 from clothparse_lib.training import resume
 
@@ -112,7 +114,7 @@ def test_training_on_a_full_disk_stops_in_one_line_and_keeps_the_last_checkpoint
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1 and f"error: no space left on the device of {folder}: writing last.pt" in err, err
     assert {f: (folder / f).read_bytes() for f in kept} == kept
-    assert sorted(os.listdir(folder)) == ["best.pt", "history.csv", "last.pt", "manifest.json"]
+    assert sorted(os.listdir(folder)) == [".lock", "best.pt", "history.csv", "last.pt", "manifest.json"]
     monkeypatch.setattr(storage, "_write_all", write_all)
     assert main([*TRAIN, "--epochs-frozen", "2", "--run-dir", str(tmp_path)]) == 0  # space again: it resumes
     assert "resuming plain_unet from phase 1, epoch 1" in capsys.readouterr().out
@@ -148,3 +150,70 @@ def test_a_kill_between_the_checkpoint_and_its_manifest_resumes(tiny, tmp_path, 
     shutil.copy(folder / "last.pt", other / "last.pt")
     with pytest.raises(ValueError, match="modified after training"):
         read_checkpoint(other / "last.pt")
+
+
+HOLD = "import sys\nfrom clothparse_lib.locks import folder_lock\nwith folder_lock(sys.argv[1]):\n" \
+       "    print('held', flush=True)\n    sys.stdin.read()"
+
+
+def hold(folder) -> subprocess.Popen:
+    """Another process holding the lock of ``folder`` until its stdin is closed."""
+    p = subprocess.Popen([sys.executable, "-c", HOLD, str(folder)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         text=True)
+    assert p.stdout.readline().strip() == "held"
+    return p
+
+
+def release(p: subprocess.Popen) -> None:
+    p.stdin.close()
+    assert p.wait(30) == 0
+
+
+def test_a_folder_in_use_stops_naming_its_holder_or_waits(tmp_path):
+    p = hold(tmp_path / "run")
+    with pytest.raises(FolderLocked, match=rf"run is in use by process {p.pid} \(-c .*run\) since 20"):
+        with folder_lock(tmp_path / "run"):
+            pass
+    with folder_lock(tmp_path / "run" / "models" / "a"), folder_lock(tmp_path / "run" / "models" / "b"):
+        pass  # other folders (the book's concurrent trainings) are free
+    taken = threading.Event()
+
+    def waiting():
+        with folder_lock(tmp_path / "run", wait=True):
+            taken.set()
+
+    waiter = threading.Thread(target=waiting)
+    waiter.start()
+    assert not taken.wait(1), "taken while another process holds it"
+    release(p)
+    waiter.join(30)
+    assert taken.is_set()
+
+
+def test_the_lock_of_a_killed_process_is_taken_over(tmp_path):
+    p = hold(tmp_path)
+    p.kill()
+    p.wait()
+    assert holder(tmp_path)["pid"] == p.pid  # its lock file still names it
+    with folder_lock(tmp_path):
+        assert holder(tmp_path)["pid"] == os.getpid()
+    assert holder(tmp_path) == {}
+
+
+def test_a_second_training_in_a_model_folder_stops_or_waits(tiny, tmp_path, capsys):
+    p = hold(tmp_path / "models" / "plain_unet")
+    try:
+        assert main([*TRAIN, "--epochs-frozen", "1", "--run-dir", str(tmp_path)]) == 2
+        err = capsys.readouterr().err
+        assert len(err.splitlines()) == 1 and f"in use by process {p.pid}" in err
+        assert not (tmp_path / "models" / "plain_unet" / "history.csv").exists()
+        codes = []
+        waiter = threading.Thread(target=lambda: codes.append(main([*TRAIN, "--epochs-frozen", "1", "--wait",
+                                                                     "--run-dir", str(tmp_path)])))
+        waiter.start()
+        waiter.join(3)
+        assert waiter.is_alive() and not (tmp_path / "models" / "plain_unet" / "history.csv").exists()
+    finally:
+        release(p)
+    waiter.join(600)
+    assert codes == [0] and len(pd.read_csv(tmp_path / "models" / "plain_unet" / "history.csv")) == 1

@@ -45,6 +45,7 @@ Data-parallel training: ``torchrun --nproc-per-node N -m clothparse_lib.cli trai
 """
 from __future__ import annotations
 
+import contextlib
 import random
 from dataclasses import asdict
 from pathlib import Path
@@ -57,6 +58,7 @@ from fastai.optimizer import Adam
 from fastai.torch_core import set_seed
 
 from ..data.loaders import training_dataloaders
+from ..locks import folder_lock
 from ..data.prepared import PreparedData
 from ..models import build_model, model_splitter
 from ..models.checkpoints import StaleCheckpoint, file_sha256, read_checkpoint
@@ -116,9 +118,10 @@ def _reseed_rank(seed: int, rank: int) -> None:
 
 def train_model(prepared: PreparedData, model_name: str, settings: TrainSettings, run_dir: Path, seed: int = 0,
                 device=None, resume: bool = True, progress: bool = True, distributed: bool = False,
-                tag: str | None = None, timings: list | None = None) -> Path:
+                tag: str | None = None, timings: list | None = None, wait: bool = False) -> Path:
     """Train ``model_name`` with the two-phase schedule; returns the model's folder (checkpoints, history),
-    ``<run>/models/<tag or model_name>``.
+    ``<run>/models/<tag or model_name>``, whose lock it holds (:func:`locks.folder_lock`: another process
+    training there makes it stop with :class:`locks.FolderLocked`, or with ``wait`` wait for it).
 
     ``distributed``: data-parallel, this process one rank of a ``torchrun`` group (:mod:`.distributed`).
     ``timings``: a list that receives one dict per epoch trained (see :class:`Checkpointer`)."""
@@ -129,8 +132,9 @@ def train_model(prepared: PreparedData, model_name: str, settings: TrainSettings
     main = rank == 0
     folder = Path(run_dir) / "models" / (tag or model_name)
     try:
-        return _train(prepared, model_name, settings, folder, seed, device, resume, progress, timings, ctx, rank,
-                      world, main)
+        with folder_lock(folder, wait) if main else contextlib.nullcontext():
+            return _train(prepared, model_name, settings, folder, seed, device, resume, progress, timings, ctx, rank,
+                          world, main)
     finally:
         if ctx is not None:
             ctx.close()
