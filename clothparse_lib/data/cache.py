@@ -5,9 +5,10 @@ Layout of a cache folder ``<cache_dir>/<source>-<H>x<W>-<key>/``: ``images.npy``
 ``manifest.json`` (written last). The key hashes the source's fingerprint, the size and the cache
 format, so a cache is reused while they are unchanged and rebuilt when any changes. A build is
 written to a temporary folder renamed into place at the end: a killed build never leaves a
-folder that looks complete; nor does a full disk, which stops the build with one line (:class:`storage.DiskFull`:
-the space it needs; the arrays are allocated on the disk before they are written). Images are resized (squashed, as the paper resizes every image to
-288x192) with antialiased bilinear filtering, masks with nearest neighbour so they stay class indices.
+folder that looks complete; nor does a full disk, which stops the build with one line (:class:`storage.DiskFull`,
+the space it needs; the arrays are allocated on the disk before they are written). Images are resized (squashed,
+as the paper resizes every image to 288x192) with antialiased bilinear filtering, masks with nearest neighbour so
+they stay class indices.
 """
 from __future__ import annotations
 

@@ -132,13 +132,14 @@ def read_checkpoint(path: Path, verify: bool = True) -> dict:
 
 def _check_listed(path: Path, state: dict) -> None:
     """Refuse a checkpoint whose SHA-256 differs from the one ``manifest.json`` lists, unless the checkpoint is newer
-    than that copy (written after it by a run stopped before it rewrote ``manifest.json``)."""
+    than that copy (written after it by a run stopped before it rewrote ``manifest.json``; a copy stating no state
+    predates every checkpoint)."""
     manifest_file = path.parent / "manifest.json"
     if not manifest_file.exists():
         return
     listed = json.loads(manifest_file.read_text())
     expected = listed.get("checkpoints", {}).get(path.name)
-    newer = _progress(state) > _progress(listed.get("state") or {"phase": 99})
+    newer = _progress(state) > _progress(listed.get("state") or {})
     if expected and expected != file_sha256(path) and not newer:
         raise ValueError(f"checkpoint {path} was modified after training wrote it (SHA-256 differs from {manifest_file})")
 

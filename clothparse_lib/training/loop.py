@@ -58,8 +58,8 @@ from fastai.optimizer import Adam
 from fastai.torch_core import set_seed
 
 from ..data.loaders import training_dataloaders
-from ..locks import folder_lock
 from ..data.prepared import PreparedData
+from ..locks import folder_lock
 from ..models import build_model, model_splitter
 from ..models.checkpoints import StaleCheckpoint, file_sha256, read_checkpoint
 from ..profiles import TrainSettings
