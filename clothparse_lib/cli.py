@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import subprocess
 import sys
 import time
@@ -10,13 +11,14 @@ from pathlib import Path
 from . import settings
 from .profiles import DRY_RUN_IMAGES, DRY_RUN_SIZE, DRY_RUN_SUFFIX, PROFILES, profile_names
 
-__all__ = ["DATA_DIR_DEFAULT", "RUNS_DIR_HELP", "PREDICT_OUTPUTS", "build_parser", "main"]
+__all__ = ["DATA_DIR_DEFAULT", "RUNS_DIR_HELP", "PROFILE_HELP", "WAIT_HELP", "PREDICT_OUTPUTS", "build_parser", "main"]
 
 
 DATA_DIR_DEFAULT = f"${settings.DATA_DIR_VAR}, else {settings.DEFAULT_DATA_DIR}"
 RUNS_DIR_HELP = f"folder of the run folders <runs-dir>/<profile> (default ${settings.RUNS_DIR_VAR}, else ./runs)"
 PROFILE_HELP = "; ".join(f"{p.name}: {p.source} at {p.size[0]}x{p.size[1]}" for p in PROFILES.values()) + \
     f" (and NAME{DRY_RUN_SUFFIX}, a profile's dry run; default demo)"
+WAIT_HELP = "wait for another process using the {} to end (default: stop, naming it)"
 
 
 def _prepare(args) -> int:
@@ -89,7 +91,7 @@ def _train(args) -> int:
         for name in args.model:
             folder = train_model(prepared, name, train_settings, _run_dir(args), seed=args.seed,
                                  device=ctx.device if ctx is not None else args.device, resume=not args.no_resume,
-                                 progress=not args.quiet, distributed=args.distributed)
+                                 progress=not args.quiet, distributed=args.distributed, wait=args.wait)
             if ctx is None or ctx.main:
                 print(f"{name}: checkpoints and history in {folder}")
     finally:
@@ -248,7 +250,8 @@ def _book_run(args) -> int:
         locate(args.data_dir)
     try:
         results = run_book(profile, runs_dir=args.runs_dir, data_dir=args.data_dir, start=args.start,
-                           force=args.force, parameters={k: value(v) for k, v in args.parameter}, jobs=args.jobs)
+                           force=args.force, parameters={k: value(v) for k, v in args.parameter}, jobs=args.jobs,
+                           wait=args.wait)
     except ChapterFailed as e:
         print(f"clothparse book run: {e}", file=sys.stderr)
         return 1
@@ -306,6 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lr-frozen", type=float)
     t.add_argument("--lr-unfrozen", type=float)
     t.add_argument("--no-resume", action="store_true", help="start afresh even if a checkpoint exists")
+    t.add_argument("--wait", action="store_true", help=WAIT_HELP.format("model's folder"))
     t.add_argument("--precision", choices=["auto", "fp32", "fp16", "bf16"],
                    help="mixed precision (default auto: fp16 on CUDA; bf16 + channels-last on a CPU with native "
                    "bfloat16, except deeplabv3plus; else fp32)")
@@ -367,6 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "train one at a time)")
     br.add_argument("--from", dest="start", metavar="CHAPTER", help="start at this chapter (resume after a failure)")
     br.add_argument("--force", action="store_true", help="execute even the unchanged chapters")
+    br.add_argument("--wait", action="store_true", help=WAIT_HELP.format("run folder"))
     br.add_argument("--runs-dir", help=RUNS_DIR_HELP)
     br.add_argument("--data-dir", help=f"folder holding ccp/ or imaterialist/ (default {DATA_DIR_DEFAULT})")
     br.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
@@ -391,8 +396,15 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, RuntimeError, FileNotFoundError) as e:
+    except (ValueError, RuntimeError, FileNotFoundError) as e:  # (a folder in use: locks.FolderLocked)
         print(f"clothparse {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a full disk: one line (storage.DiskFull says where and how much)
+        if e.errno != errno.ENOSPC:
+            raise
+        from .storage import DiskFull, disk_full
+        full = e if isinstance(e, DiskFull) else disk_full(e.filename or ".")
+        print(f"clothparse {args.command}: error: {full}", file=sys.stderr)
         return 2
 
 

@@ -13,7 +13,7 @@ warnings.simplefilter("ignore")
 import torch  # noqa: E402
 
 from clothparse_lib import cli  # noqa: E402
-from clothparse_lib.training import loop, resume  # noqa: E402
+from clothparse_lib.training import resume  # noqa: E402
 
 rank = int(os.environ["RANK"])
 writes, final = [], {}
@@ -26,10 +26,16 @@ def recording(func, path_arg):
     return wrapper
 
 
+def recording_each(func):
+    def wrapper(files, *args, **kwargs):
+        writes.extend(str(p) for p in files)
+        return func(files, *args, **kwargs)
+    return wrapper
+
+
 resume.append_history = recording(resume.append_history, 0)
-resume.atomic_save = recording(resume.atomic_save, 1)
+resume.save_checkpoints = recording_each(resume.save_checkpoints)
 resume.write_json = recording(resume.write_json, 1)
-loop.write_json = recording(loop.write_json, 1)
 after_fit = resume.Checkpointer.after_fit
 
 

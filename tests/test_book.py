@@ -173,6 +173,43 @@ def test_killed_chapter_is_re_executed_and_never_rendered(tmp_path, monkeypatch)
     assert book.unfinished(_read(root / "book" / "a.ipynb")) is None
 
 
+def test_the_runner_holds_its_run_folder_and_its_chapters_train(tmp_path):
+    """`book run` twice on one run folder: the second stops, naming the first; the first's chapter kernels lock the
+    model folders they train in, not the run folder the runner holds."""
+    from clothparse_lib.locks import FolderLocked
+
+    root = _tiny_book(tmp_path, {"a": [
+        "import os\nfrom clothparse_lib.locks import FolderLocked, folder_lock\n"
+        "run = os.path.join(os.environ['CLOTHPARSE_RUNS_DIR'], 'smoke')",
+        "try:\n    with folder_lock(run):\n        raise AssertionError('the run folder is not held')\n"
+        "except FolderLocked as e:\n    print(e)",
+        "with folder_lock(os.path.join(run, 'models', 'plain_unet-refined')):\n    print('training')"]})
+    run = lambda: book.run_book("smoke", root=root, runs_dir=tmp_path / "runs", chapters=("a",), progress=False,
+                                jobs=1, force=True)
+    assert _statuses(run()) == {"a": "executed"}
+    outputs = "".join(o.get("text", "") for c in _read(root / "book" / "a.ipynb").cells for o in c.get("outputs", []))
+    assert f"in use by process {os.getpid()}" in outputs and "training" in outputs
+    holder = subprocess.Popen([sys.executable, "-c", "import sys\nfrom clothparse_lib.locks import folder_lock\n"
+                               "with folder_lock(sys.argv[1]):\n    print('held', flush=True)\n    sys.stdin.read()",
+                               str(tmp_path / "runs" / "smoke")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    try:
+        with pytest.raises(FolderLocked, match=f"in use by process {holder.pid}"):
+            run()
+    finally:
+        holder.stdin.close()
+        holder.wait(30)
+
+
+def test_a_full_disk_stops_the_book_in_one_line(tmp_path):
+    from clothparse_lib.storage import DiskFull
+
+    root = _tiny_book(tmp_path, {"a": ["raise OSError(28, 'No space left on device')"]})
+    with pytest.raises(DiskFull) as full:
+        book.run_book("smoke", root=root, runs_dir=tmp_path / "runs", chapters=("a",), progress=False, jobs=1)
+    assert str(full.value).startswith("chapter 'a': [Errno 28] No space left") and "\n" not in str(full.value)
+
+
 # --- nbval catches a regression ---
 
 def _nbval(path: Path) -> subprocess.CompletedProcess:

@@ -68,14 +68,14 @@ def test_model_killed_before_its_checkpoint_is_resumed_not_taken_as_finished(tmp
     tiny = replace(smoke, size=(32, 32), source_params={"n": 24, "seed": 0, "height": 64, "width": 64},
                    train=replace(smoke.train, weights=None))
     run = Run(tiny, tmp_path, progress=False, device="cpu")
-    save = checkpoints.atomic_save
+    save = checkpoints.save_checkpoints
 
-    def killed_before_phase_2_checkpoint(obj, path):
-        if path.name == "last.pt" and obj["state"]["phase"] == 2:
+    def killed_before_phase_2_checkpoint(files):
+        if any(obj["state"]["phase"] == 2 for obj in files.values()):
             raise Killed("killed before last.pt")
-        return save(obj, path)
+        return save(files)
 
-    monkeypatch.setattr(resume, "atomic_save", killed_before_phase_2_checkpoint)
+    monkeypatch.setattr(resume, "save_checkpoints", killed_before_phase_2_checkpoint)
     with pytest.raises(Killed):
         run.ensure("plain_unet", "base", evaluate_on="base")
     monkeypatch.undo()

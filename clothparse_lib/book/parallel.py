@@ -6,7 +6,7 @@ CPU one-thread trainings side by side use the cores better than one training on 
 :func:`train_concurrently` runs ``jobs`` of them at once in worker processes sharing the machine, each training and
 evaluating its model exactly as a chapter's ``run.ensure`` would (same folders, checkpoints, resumption). The
 data set and its split are prepared once, before the workers start. A failed training does not stop the
-others; the failures are reported together at the end.
+others; the failures are reported together at the end, and a full disk (:class:`storage.DiskFull`) is raised then.
 """
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from ..models.checkpoints import tag
 from ..profiles import get_profile
 from ..results.plan import planned_trainings
 from ..results.run import Run
+from ..storage import DiskFull
 
 __all__ = ["GPU_MEMORY_PER_JOB", "MAX_JOBS", "default_jobs", "TrainingsFailed", "train_concurrently"]
 
@@ -67,7 +68,8 @@ class TrainingsFailed(RuntimeError):
 
 def train_concurrently(run: Run, jobs: int, progress: bool = True) -> list[str]:
     """Train and evaluate every planned model of ``run`` that is not done yet, ``jobs`` at a time; returns the
-    tags trained. Raises :class:`TrainingsFailed` naming every training that failed (the others complete)."""
+    tags trained. Raises :class:`TrainingsFailed` naming every training that failed (the others complete), or the
+    :class:`storage.DiskFull` of one that found the disk full."""
     if jobs < 1:
         raise ValueError(f"jobs must be at least 1, got {jobs}")
     run.base(), run.refined()  # the caches and splits, once, before the workers read them
@@ -75,7 +77,7 @@ def train_concurrently(run: Run, jobs: int, progress: bool = True) -> list[str]:
     if not todo:
         return []
     threads = max(1, len(os.sched_getaffinity(0)) // min(jobs, len(todo)))
-    failures = {}
+    failures, full = {}, None
     with ProcessPoolExecutor(min(jobs, len(todo)), mp_context=multiprocessing.get_context("spawn"),
                              initializer=_worker_init, initargs=(threads,)) as pool:
         futures = {pool.submit(_train_and_evaluate, run.profile.name, str(run.run_dir), run.data_dir, run.device, *job):
@@ -87,6 +89,9 @@ def train_concurrently(run: Run, jobs: int, progress: bool = True) -> list[str]:
                 future.result()
             except Exception as e:  # noqa: BLE001 - reported with the others below
                 failures[futures[future]] = f"{type(e).__name__}: {e}"
+                full = e if isinstance(e, DiskFull) else full
+    if full is not None:  # the chapters would only find the disk full again
+        raise full
     done = [name for name in futures.values() if name not in failures]
     if failures:
         raise TrainingsFailed(failures, done)

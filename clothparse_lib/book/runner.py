@@ -5,7 +5,9 @@ parameters, the library's source, and the stamps of the chapters run before it (
 re-runs everything downstream). Stamps live in ``<run>/book-stamps.json``, wall times in
 ``<run>/book-times.csv``. On failure the runner stops with the chapter, the cell and the error; the
 partially executed notebook is left in place, and ``start=CHAPTER`` (``--from``) resumes there. A
-chapter's stamp is removed on disk before it executes, so that a killed run re-executes it.
+chapter's stamp is removed on disk before it executes, so that a killed run re-executes it. A full disk stops the
+run with one line (:class:`storage.DiskFull`). The runner holds the run folder's lock while it runs
+(:func:`locks.folder_lock`): a second ``book run`` on the same folder stops, naming it, or waits (``wait``).
 Rendering is jupyter-book's (execution off in ``_config.yml``): :func:`build_html`, which refuses a
 chapter whose execution failed or did not finish.
 
@@ -16,6 +18,7 @@ parameters the caller adds) is injected: the committed chapters show no path of 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -28,6 +31,8 @@ from pathlib import Path
 import nbformat
 
 from .. import settings
+from ..locks import folder_lock
+from ..storage import DiskFull
 
 __all__ = ["ROOT", "PUBLISHED_PROFILE", "RUNS_LAST", "toc_chapters", "CHAPTERS", "ChapterFailed", "code_hash",
            "library_hash", "ChapterRun", "run_book", "unfinished", "tidy", "chapter_times", "source_cells",
@@ -105,16 +110,15 @@ class ChapterRun:
 
 def run_book(profile: str, root: Path = ROOT, runs_dir=None, data_dir=None, start: str | None = None,
              force: bool = False, parameters: dict | None = None, chapters=CHAPTERS,
-             progress: bool = True, jobs: int | None = None) -> list[ChapterRun]:
+             progress: bool = True, jobs: int | None = None, wait: bool = False) -> list[ChapterRun]:
     """Execute ``<root>/book/<chapter>.ipynb`` in place with papermill, in order; returns what ran.
 
     ``runs_dir``: parent of the run folder ``<runs_dir>/<profile>`` (default ``$CLOTHPARSE_RUNS_DIR``, else
     ``<root>/runs``); ``data_dir``: default ``$CLOTHPARSE_DATA_DIR``; ``parameters``: more papermill parameters;
     ``jobs``: trainings run at once before the first chapter (:func:`parallel.train_concurrently`; default
-    :func:`parallel.default_jobs`; 1: none, the chapters train what they need one at a time).
+    :func:`parallel.default_jobs`; 1: none, the chapters train what they need one at a time); ``wait``: for another
+    process holding the run folder's lock, instead of raising :class:`locks.FolderLocked`.
     """
-    import papermill
-
     from ..profiles import get_profile
 
     get_profile(profile)  # a clear error for an unknown profile, before anything runs
@@ -126,7 +130,13 @@ def run_book(profile: str, root: Path = ROOT, runs_dir=None, data_dir=None, star
         raise FileNotFoundError(f"chapters not found in {book}: {', '.join(missing)}")
     runs = settings.runs_dir(runs_dir).resolve()
     run_dir = runs / profile
-    run_dir.mkdir(parents=True, exist_ok=True)
+    with folder_lock(run_dir, wait):
+        return _run(profile, book, run_dir, runs, data_dir, start, force, parameters, chapters, progress, jobs)
+
+
+def _run(profile, book, run_dir, runs, data_dir, start, force, parameters, chapters, progress, jobs) -> list[ChapterRun]:
+    import papermill
+
     stamps_file, times_file = run_dir / "book-stamps.json", run_dir / "book-times.csv"
     stamps = json.loads(stamps_file.read_text()) if stamps_file.exists() else {}
     params = {"profile": profile, **(parameters or {})}
@@ -153,6 +163,8 @@ def run_book(profile: str, root: Path = ROOT, runs_dir=None, data_dir=None, star
                                            progress_bar=progress, kernel_name="python3")
             except papermill.PapermillExecutionError as e:
                 tidy(notebook)
+                if e.ename == "DiskFull" or f"[Errno {errno.ENOSPC}]" in e.evalue:
+                    raise DiskFull(f"chapter '{name}': {e.evalue}") from None
                 raise ChapterFailed(name, e.exec_count, e.source, f"{e.ename}: {e.evalue}", notebook) from None
             seconds = time.perf_counter() - t
             tidy(notebook)

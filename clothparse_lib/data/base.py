@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Iterator, Protocol
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..taxonomy import GARMENTS, N_CLASSES
 
-__all__ = ["DataError", "Sample", "Source", "SkipReport", "FileSource", "index_row", "read_rgb", "safe_child",
+__all__ = ["DataError", "Sample", "Source", "SkipReport", "FileSource", "index_row", "read_rgb", "to_rgb", "safe_child",
            "files_fingerprint"]
 
 
@@ -115,17 +115,35 @@ def index_row(sample: Sample, source: str) -> dict:
     return row
 
 
-def read_rgb(path: Path, image_id: str) -> np.ndarray:
-    """Decode an image file to HxWx3 uint8 RGB; a missing or corrupt file is a DataError."""
+def read_rgb(path: Path, image_id: str, size: tuple[int, int] | None = None) -> np.ndarray:
+    """Decode an image file to HxWx3 uint8 RGB (16-bit images scaled to 8 bits); a missing or corrupt file is a
+    DataError. Without ``size``: as a viewer displays it (EXIF orientation applied, as phones expect). With
+    ``size``, the (height, width) its annotation was made at: as stored when that is the stored size (also when
+    both orientations have it), else as displayed; a size matching neither is a DataError (``size_mismatch``)."""
     try:
         with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
+            stored = (im.height, im.width)
+            if size is None or stored != tuple(size):
+                im = ImageOps.exif_transpose(im)
+                if size is not None and (im.height, im.width) != tuple(size):
+                    raise DataError(image_id, f"size_mismatch: the annotation is {size[0]}x{size[1]}, the image "
+                                    f"{stored[0]}x{stored[1]} (displayed {im.height}x{im.width})")
+            return to_rgb(im)
     except FileNotFoundError:
         raise DataError(image_id, f"image file missing: {path}") from None
     except Image.DecompressionBombError as e:  # a header claiming a huge size: refused before decoding
         raise DataError(image_id, f"image file too large: {path} ({e})") from None
     except (UnidentifiedImageError, OSError, SyntaxError) as e:
         raise DataError(image_id, f"image file unreadable ({type(e).__name__}: {e}): {path}") from None
+
+
+def to_rgb(im: Image.Image) -> np.ndarray:
+    """HxWx3 uint8 RGB of a decoded image; 16-bit (and 32-bit integer) grayscale scaled from 0..65535, which PIL's
+    ``convert("RGB")`` would clip at 255 (PIL reads 16-bit RGB as 8-bit RGB already)."""
+    if im.mode.startswith("I"):
+        gray = (np.asarray(im, np.float32) / 257).round().clip(0, 255).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=2)
+    return np.asarray(im.convert("RGB"))
 
 
 def safe_child(folder: Path, name: str, image_id: str) -> Path:

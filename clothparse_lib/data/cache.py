@@ -5,13 +5,16 @@ Layout of a cache folder ``<cache_dir>/<source>-<H>x<W>-<key>/``: ``images.npy``
 ``manifest.json`` (written last). The key hashes the source's fingerprint, the size and the cache
 format, so a cache is reused while they are unchanged and rebuilt when any changes. A build is
 written to a temporary folder renamed into place at the end: a killed build never leaves a
-folder that looks complete. Images are resized (squashed, as the paper resizes every image to
-288x192) with antialiased bilinear filtering, masks with nearest neighbour so they stay class indices.
+folder that looks complete; nor does a full disk, which stops the build with one line (:class:`storage.DiskFull`,
+the space it needs; the arrays are allocated on the disk before they are written). Images are resized (squashed,
+as the paper resizes every image to 288x192) with antialiased bilinear filtering, masks with nearest neighbour so
+they stay class indices.
 """
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import hashlib
 import json
 import os
@@ -28,6 +31,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from .. import settings
+from ..storage import disk_full, reserve
 from ..taxonomy import CLASSES, N_CLASSES
 from .base import DataError, SkipReport, Source, index_row
 
@@ -138,8 +142,8 @@ def build_cache(source: Source, size=(288, 192), root: Path | None = None, worke
     start = time.perf_counter()
     skipped, rows = SkipReport(), []
     try:
-        images = np.lib.format.open_memmap(tmp / "images.npy", "w+", np.uint8, (len(ids), h, w, 3))
-        masks = np.lib.format.open_memmap(tmp / "masks.npy", "w+", np.uint8, (len(ids), h, w))
+        images = _allocated(tmp / "images.npy", (len(ids), h, w, 3))
+        masks = _allocated(tmp / "masks.npy", (len(ids), h, w))
         workers = workers or len(os.sched_getaffinity(0))
         jobs = [(i, (h, w)) for i in ids]
         if workers > 1:
@@ -185,6 +189,10 @@ def build_cache(source: Source, size=(288, 192), root: Path | None = None, worke
         if path.exists():
             shutil.rmtree(path)
         os.rename(tmp, path)
+    except OSError as e:
+        if e.errno == errno.ENOSPC:
+            raise disk_full(path, len(ids) * h * w * 4, f"the cache {path.name}") from None
+        raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     for stale in root.glob(prefix + "*"):  # earlier caches of this source and size
@@ -206,10 +214,17 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _allocated(npy: Path, shape: tuple) -> np.memmap:
+    """A new uint8 .npy file of ``shape``, memory-mapped, its bytes allocated on the disk (:func:`storage.reserve`)."""
+    array = np.lib.format.open_memmap(npy, "w+", np.uint8, shape)
+    reserve(npy, npy.stat().st_size)
+    return array
+
+
 def _truncate(npy: Path, n: int) -> None:
     """Rewrite a .npy file keeping its first ``n`` rows."""
     full = np.load(npy, mmap_mode="r")
-    kept = np.lib.format.open_memmap(npy.with_suffix(".part.npy"), "w+", full.dtype, (n, *full.shape[1:]))
+    kept = _allocated(npy.with_suffix(".part.npy"), (n, *full.shape[1:]))
     kept[:] = full[:n]
     kept.flush()
     del kept, full

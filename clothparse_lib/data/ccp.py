@@ -3,7 +3,8 @@
 ``photos/NNNN.jpg``, ``annotations/pixel-level/NNNN.mat`` (``groundtruth``: HxW uint8 map of the
 59 labels of ``label_list.mat``, 0 = null). Only photos with a pixel-level annotation are read.
 Labels are merged to the paper's 9 classes by ``taxonomy.CCP_MAP``; images are excluded by
-``taxonomy.ccp_exclusion_reason`` (romper = jumpsuit, suit covering the trousers).
+``taxonomy.ccp_exclusion_reason`` (romper = jumpsuit, suit covering the trousers). A photo is read in the
+orientation of its annotation (:func:`base.read_rgb`; CCP's photos carry no EXIF orientation tag).
 """
 from __future__ import annotations
 
@@ -114,9 +115,7 @@ class CCPSource(FileSource):
 
     def read(self, image_id: str) -> Sample:
         gt = read_groundtruth(self.annotations / f"{image_id}.mat", image_id)
-        image = read_rgb(self.root / "photos" / f"{image_id}.jpg", image_id)
-        if image.shape[:2] != gt.shape:
-            raise DataError(image_id, f"size_mismatch: photo {image.shape[:2]} vs annotation {gt.shape}")
+        image = read_rgb(self.root / "photos" / f"{image_id}.jpg", image_id, size=gt.shape)  # as annotated
         return Sample(image_id, image, CCP_LUT[gt])
 
     def fingerprint(self) -> str:

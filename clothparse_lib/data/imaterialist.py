@@ -8,7 +8,9 @@ flattened column-major (top to bottom, then left to right).
 Mask construction: categories are mapped to the 8 garments (``taxonomy.IMATERIALIST_MAP``);
 unmapped categories are never painted (they are background where no garment lies, and cannot erase
 one); garment parts (ids 27..45) are therefore never painted either; images with a jumpsuit are
-excluded. Overlapping garments are painted in ``taxonomy.PAINT_ORDER`` (later on top).
+excluded. Overlapping garments are painted in ``taxonomy.PAINT_ORDER`` (later on top). ``Height``/``Width``
+say which orientation of a photo carrying an EXIF orientation tag the masks were drawn on: as stored, or as
+displayed (:func:`base.read_rgb`); a size matching neither is a bad row (``size_mismatch``).
 
 The data set is on Kaggle (competition ``imaterialist-fashion-2019-FGVC6``); downloading needs a
 Kaggle account and accepting the competition's rules, so this reader expects the unpacked files.
@@ -151,7 +153,6 @@ class IMaterialistSource(FileSource):
 
     def read(self, image_id: str) -> Sample:
         rows = self._rows[image_id]
-        image = read_rgb(safe_child(self.root / "train", image_id, image_id), image_id)
         height, width = (pd.to_numeric(rows[col], errors="coerce") for col in ("Height", "Width"))
         for col, values in (("Height", height), ("Width", width)):
             if values.isna().any() or (values % 1 != 0).any():
@@ -159,9 +160,8 @@ class IMaterialistSource(FileSource):
         sizes = set(zip(height.astype(int), width.astype(int)))
         if len(sizes) != 1:
             raise DataError(image_id, f"size_mismatch: rows disagree on the image size {sorted(sizes)}")
-        h, w = sizes.pop()
-        if (h, w) != image.shape[:2]:
-            raise DataError(image_id, f"size_mismatch: train.csv says {h}x{w}, the image file is {image.shape[0]}x{image.shape[1]}")
+        h, w = sizes.pop()  # the masks' size: the image as stored, or as displayed (EXIF orientation)
+        image = read_rgb(safe_child(self.root / "train", image_id, image_id), image_id, size=(h, w))
         mask = np.zeros((h, w), np.uint8)
         garments = []
         for rle, class_id in zip(rows["EncodedPixels"], rows["ClassId"]):
@@ -177,4 +177,4 @@ class IMaterialistSource(FileSource):
 
     def fingerprint(self) -> str:
         files = [self.root / "train.csv", self.root / "label_descriptions.json"]
-        return files_fingerprint(files, {"n_images": len(self._ids), "limit": self.limit, "version": 1})
+        return files_fingerprint(files, {"n_images": len(self._ids), "limit": self.limit, "version": 2})

@@ -5,9 +5,11 @@
     result.mask            # HxW uint8 class indices at the photo's own size
     result.garments        # name, pixel share, box, presence probability, dominant colour
 
-The photo goes through the :class:`predictor.Predictor` (squashed to the model's training size, as in training;
-known facts injected through the ClassBranch, the paper's injection), and the segmentation logits are resized back
-to the photo's size (bilinear) before the per-pixel argmax. A garment declared absent is in addition excluded from
+A photo file is read as a viewer displays it (EXIF orientation applied, 16-bit scaled to 8 bits:
+:func:`data.base.read_rgb`), and the results are in that orientation. The photo goes through the
+:class:`predictor.Predictor` (squashed to the model's training size, as in training; known facts injected through
+the ClassBranch, the paper's injection), and the segmentation logits are resized back to the photo's size
+(bilinear) before the per-pixel argmax. A garment declared absent is in addition excluded from
 the argmax, so that it can never be reported (the injection alone only discourages it).
 """
 from __future__ import annotations

@@ -2,25 +2,30 @@
 
 Below the training loop: parsing a photo or evaluating a model loads checkpoints without fastai's
 training stack. A checkpoint is ``{format, manifest (JSON), state, model, digest}`` plus, for
-``last.pt``, the optimizer, random generators and fastai's per-fit state; ``manifest.json`` beside
-it records each file's SHA-256, and a modified file is refused on loading.
+``last.pt``, the optimizer, random generators and fastai's per-fit state: it carries its own manifest.
+``manifest.json`` beside it is a readable copy written after the checkpoints (the manifest, the state, each
+file's SHA-256); a checkpoint differing from it is refused on loading as modified, unless it is newer than the copy
+(a run stopped between the two writes), so that a kill at any instant leaves a folder that loads and resumes.
+Checkpoints are written whole or not at all (:mod:`..storage`; a full disk is one line, :class:`storage.DiskFull`).
 """
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
-import os
 import pickle
 from pathlib import Path
 
 import torch
 from fastai.torch_core import default_device
 
+from ..storage import write_atomic, write_files
 from .factory import build_model
 
-__all__ = ["CHECKPOINT_FORMAT", "state_digest", "checkpoint_digest", "make_checkpoint", "file_sha256", "atomic_save",
-           "write_json", "tag", "is_finished", "StaleCheckpoint", "read_checkpoint", "load_model"]
+__all__ = ["CHECKPOINT_FORMAT", "state_digest", "checkpoint_digest", "make_checkpoint", "file_sha256",
+           "save_checkpoints", "atomic_save", "write_json", "tag", "is_finished", "StaleCheckpoint", "read_checkpoint",
+           "load_model"]
 
 
 CHECKPOINT_FORMAT = 2  # 2: the digest covers the manifest and the state too
@@ -55,19 +60,25 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def save_checkpoints(files: dict[Path, dict]) -> dict[str, str]:
+    """``torch.save`` each object to its path, every file written or none (:func:`storage.write_files`); returns
+    each file's SHA-256 by name."""
+    data = {}
+    for path, obj in files.items():
+        buffer = io.BytesIO()
+        torch.save(obj, buffer)
+        data[Path(path)] = buffer.getbuffer()
+    write_files(data)
+    return {path.name: hashlib.sha256(d).hexdigest() for path, d in data.items()}
+
+
 def atomic_save(obj, path: Path) -> str:
-    """torch.save to a temporary file renamed into place; returns the file's SHA-256."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    torch.save(obj, tmp)
-    digest = file_sha256(tmp)
-    os.replace(tmp, path)
-    return digest
+    """torch.save to ``path`` atomically; returns the file's SHA-256."""
+    return save_checkpoints({Path(path): obj})[Path(path).name]
 
 
 def write_json(obj, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=1, default=str))
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(obj, indent=1, default=str))
 
 
 def tag(model: str, variant: str, seed: int) -> str:
@@ -96,11 +107,6 @@ def read_checkpoint(path: Path, verify: bool = True) -> dict:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
-    manifest_file = path.parent / "manifest.json"
-    if verify and manifest_file.exists():
-        expected = json.loads(manifest_file.read_text()).get("checkpoints", {}).get(path.name)
-        if expected and expected != file_sha256(path):
-            raise ValueError(f"checkpoint {path} was modified after training wrote it (SHA-256 differs from {manifest_file})")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:  # torch refuses anything but tensors and plain values
@@ -115,11 +121,31 @@ def read_checkpoint(path: Path, verify: bool = True) -> dict:
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT or \
             not {"manifest", "state", "model"} <= set(ckpt):
         raise ValueError(f"{path} is not a clothparse checkpoint (format {CHECKPOINT_FORMAT})")
+    if verify:
+        _check_listed(path, ckpt["state"])
     if verify and ckpt.get("digest") != checkpoint_digest(ckpt):
         raise ValueError(f"checkpoint {path} was modified: its manifest, state or weights do not match the digest "
                          "written with them")
     ckpt["manifest"] = json.loads(ckpt["manifest"])
     return ckpt
+
+
+def _check_listed(path: Path, state: dict) -> None:
+    """Refuse a checkpoint whose SHA-256 differs from the one ``manifest.json`` lists, unless the checkpoint is newer
+    than that copy (written after it by a run stopped before it rewrote ``manifest.json``; a copy stating no state
+    predates every checkpoint)."""
+    manifest_file = path.parent / "manifest.json"
+    if not manifest_file.exists():
+        return
+    listed = json.loads(manifest_file.read_text())
+    expected = listed.get("checkpoints", {}).get(path.name)
+    newer = _progress(state) > _progress(listed.get("state") or {})
+    if expected and expected != file_sha256(path) and not newer:
+        raise ValueError(f"checkpoint {path} was modified after training wrote it (SHA-256 differs from {manifest_file})")
+
+
+def _progress(state: dict) -> tuple[int, int]:
+    return state.get("phase", 0), state.get("epochs_done", 0)
 
 
 def load_model(path: Path, device=None) -> torch.nn.Module:

@@ -10,8 +10,9 @@ trains in ``<run>/models/<model>/``:
 * ``last.pt`` (every epoch, with the optimizer state) and ``best.pt`` (best validation IoU excl. bg),
   written atomically, loaded with ``torch.load(weights_only=True)``;
 * ``manifest.json`` — profile, model, encoder, seed, settings, git commit, package versions, data
-  fingerprint, and the SHA-256 of each checkpoint (a modified file is refused on loading); each
-  checkpoint also carries a digest of its own manifest, state and weights.
+  fingerprint, and the SHA-256 of each checkpoint (a modified file is refused on loading): a readable copy
+  written after the checkpoints, each of which carries its own manifest and a digest of it, its state and
+  weights (:mod:`models.checkpoints`), so that a run killed at any instant resumes.
 
 A run that is killed resumes from ``last.pt`` (same phase, next epoch, same schedule position); history
 rows past ``last.pt`` (an epoch killed after its row was written) are dropped on resuming. Whether a
@@ -44,6 +45,7 @@ Data-parallel training: ``torchrun --nproc-per-node N -m clothparse_lib.cli trai
 """
 from __future__ import annotations
 
+import contextlib
 import random
 from dataclasses import asdict
 from pathlib import Path
@@ -57,8 +59,9 @@ from fastai.torch_core import set_seed
 
 from ..data.loaders import training_dataloaders
 from ..data.prepared import PreparedData
+from ..locks import folder_lock
 from ..models import build_model, model_splitter
-from ..models.checkpoints import StaleCheckpoint, read_checkpoint, write_json
+from ..models.checkpoints import StaleCheckpoint, file_sha256, read_checkpoint
 from ..profiles import TrainSettings
 from ..provenance import environment, git_commit
 from . import distributed as D
@@ -115,9 +118,10 @@ def _reseed_rank(seed: int, rank: int) -> None:
 
 def train_model(prepared: PreparedData, model_name: str, settings: TrainSettings, run_dir: Path, seed: int = 0,
                 device=None, resume: bool = True, progress: bool = True, distributed: bool = False,
-                tag: str | None = None, timings: list | None = None) -> Path:
+                tag: str | None = None, timings: list | None = None, wait: bool = False) -> Path:
     """Train ``model_name`` with the two-phase schedule; returns the model's folder (checkpoints, history),
-    ``<run>/models/<tag or model_name>``.
+    ``<run>/models/<tag or model_name>``, whose lock it holds (:func:`locks.folder_lock`: another process
+    training there makes it stop with :class:`locks.FolderLocked`, or with ``wait`` wait for it).
 
     ``distributed``: data-parallel, this process one rank of a ``torchrun`` group (:mod:`.distributed`).
     ``timings``: a list that receives one dict per epoch trained (see :class:`Checkpointer`)."""
@@ -126,17 +130,18 @@ def train_model(prepared: PreparedData, model_name: str, settings: TrainSettings
         device = ctx.device
     rank, world = (ctx.rank, ctx.world) if ctx is not None else (0, 1)
     main = rank == 0
+    folder = Path(run_dir) / "models" / (tag or model_name)
     try:
-        return _train(prepared, model_name, settings, Path(run_dir), seed, device, resume, progress, tag, timings,
-                      ctx, rank, world, main)
+        with folder_lock(folder, wait) if main else contextlib.nullcontext():
+            return _train(prepared, model_name, settings, folder, seed, device, resume, progress, timings, ctx, rank,
+                          world, main)
     finally:
         if ctx is not None:
             ctx.close()
 
 
-def _train(prepared, model_name, settings, run_dir, seed, device, resume, progress, tag, timings, ctx, rank, world,
+def _train(prepared, model_name, settings, folder, seed, device, resume, progress, timings, ctx, rank, world,
            main) -> Path:
-    folder = run_dir / "models" / (tag or model_name)
     folder.mkdir(parents=True, exist_ok=True)
     manifest = {"profile": prepared.profile.name, "model": model_name, "seed": seed, "settings": asdict(settings),
                 "size": list(prepared.cache.size), "data": {"cache": prepared.cache.path.name,
@@ -173,18 +178,18 @@ def _train(prepared, model_name, settings, run_dir, seed, device, resume, progre
             learn.model.load_state_dict(ckpt["model"])
             state, opt_state, fit = ckpt["state"], ckpt.get("opt"), ckpt.get("fit")
             rng = ckpt["rng_ranks"][rank] if "rng_ranks" in ckpt else ckpt.get("rng")
-            manifest["checkpoints"] = ckpt["manifest"].get("checkpoints", {})
             if main:
                 trim_history(folder / "history.csv", state)
                 print(f"resuming {model_name} from phase {state['phase']}, epoch {state['epochs_done']}")
     if ctx is not None:
         ctx.barrier()  # every rank has read last.pt before rank 0 may remove it
+    if main and not opt_state:  # a fresh start: forget any earlier history of this model
+        for f in ("history.csv", "last.pt", "best.pt", "manifest.json"):
+            (folder / f).unlink(missing_ok=True)
+    writer = None  # writes manifest.json after each checkpoint, listing those already there when resuming
     if main:
-        if not opt_state:  # a fresh start: forget any earlier history of this model
-            for f in ("history.csv", "last.pt", "best.pt"):
-                (folder / f).unlink(missing_ok=True)
-        write_json(manifest, folder / "manifest.json")
-    writer = CheckpointWriter(folder, manifest) if main else None
+        writer = CheckpointWriter(folder, manifest, {f: file_sha256(folder / f) for f in ("last.pt", "best.pt")
+                                                     if (folder / f).exists()})
 
     phases = [(1, settings.epochs_frozen, settings.lr_frozen), (2, settings.epochs_unfrozen, settings.lr_unfrozen)]
     try:

@@ -4,6 +4,7 @@ optimizer, random generators, fastai's per-fit state), and what must match for `
 from __future__ import annotations
 
 import csv
+import io
 import random
 import threading
 import time
@@ -14,8 +15,9 @@ import numpy as np
 import torch
 from fastai.callback.core import Callback
 
-from ..models.checkpoints import atomic_save, make_checkpoint, write_json
+from ..models.checkpoints import make_checkpoint, save_checkpoints, write_json
 from ..profiles import TrainSettings
+from ..storage import append_whole
 from . import distributed as D
 
 __all__ = ["snapshot", "to_device", "CheckpointWriter", "Checkpointer", "fit_state", "set_fit_state", "rng_state",
@@ -45,12 +47,13 @@ def to_device(obj, device):
 
 
 class CheckpointWriter:
-    """Writes ``last.pt`` (+ ``best.pt``) and the manifest of one model in a background thread, one epoch at a
-    time and in order; owns the manifest while training runs. :meth:`wait` joins the pending write and raises
-    its error, if any."""
+    """Writes ``last.pt`` (+ ``best.pt``, both or neither) and then ``manifest.json``, their readable copy (the
+    manifest, the state and each checkpoint's SHA-256, ``hashes``: those of the checkpoints already there), of one
+    model in a background thread, one epoch at a time and in order. :meth:`wait` joins the pending write and
+    raises its error, if any (a full disk: :class:`storage.DiskFull`, the files as they were)."""
 
-    def __init__(self, folder: Path, manifest: dict):
-        self.folder, self.manifest = folder, manifest
+    def __init__(self, folder: Path, manifest: dict, hashes: dict | None = None):
+        self.folder, self.manifest, self.hashes = folder, manifest, dict(hashes or {})
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
 
@@ -71,13 +74,11 @@ class CheckpointWriter:
     def _write(self, state, weights, extra, best, timing):
         try:
             t = time.perf_counter()
-            checkpoint = make_checkpoint(self.manifest, state, weights, **extra)
-            hashes = {"last.pt": atomic_save(checkpoint, self.folder / "last.pt")}
+            files = {self.folder / "last.pt": make_checkpoint(self.manifest, state, weights, **extra)}
             if best:
-                hashes["best.pt"] = atomic_save(make_checkpoint(self.manifest, state, weights), self.folder / "best.pt")
-            self.manifest.setdefault("checkpoints", {}).update(hashes)
-            self.manifest["state"] = dict(state)
-            write_json(self.manifest, self.folder / "manifest.json")
+                files[self.folder / "best.pt"] = make_checkpoint(self.manifest, state, weights)
+            self.hashes.update(save_checkpoints(files))
+            write_json({**self.manifest, "state": dict(state), "checkpoints": self.hashes}, self.folder / "manifest.json")
             if timing is not None:
                 timing["write_seconds"] = time.perf_counter() - t
         except BaseException as e:  # raised in the training's thread by wait()
@@ -190,12 +191,13 @@ def plain(obj):
 
 
 def append_history(path: Path, row: dict) -> None:
-    exists = path.exists()
-    with open(path, "a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(row))
-        if not exists:
-            writer.writeheader()
-        writer.writerow(row)
+    """Append ``row`` (and the header to a new file) whole, or nothing (:func:`storage.append_whole`)."""
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=list(row))
+    if not path.exists():
+        writer.writeheader()
+    writer.writerow(row)
+    append_whole(path, text.getvalue())
 
 
 def trim_history(path: Path, state: dict) -> None:
