@@ -14,7 +14,8 @@ SCRATCH = Path(tempfile.mkdtemp(prefix="clothparse-tests-"))
 def pytest_configure(config):
     """nbval's kernels start outside any test, with this process's environment: give them scratch folders
     too (a test's own folders come from the fixture below). Under pytest-xdist each worker (a process of its own,
-    with its own scratch folder) and the kernels and commands it starts get an equal share of the cores."""
+    with its own scratch folder, given whole test files: a chapter's cells run in order in one kernel) and the
+    kernels and commands it starts get an equal share of the cores."""
     os.environ["CLOTHPARSE_RUNS_DIR"] = str(SCRATCH / "runs")
     os.environ.setdefault("CLOTHPARSE_CACHE_DIR", str(SCRATCH / "cache"))
     os.environ["OMP_NUM_THREADS"] = str(_threads())
@@ -24,17 +25,6 @@ def _threads() -> int:
     """Torch's threads per test process: the suite targets 2 cores, shared by the xdist workers."""
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     return max(1, min(2, os.cpu_count() or 1) // workers)
-
-
-SMOKE_GROUP = "smoke"  # nbval's chapters and the tests that read the smoke models they train: one worker, in order
-
-
-def pytest_collection_modifyitems(config, items):
-    """nbval's chapters (collected first) and the tests that read their trained smoke models (``smoke_run``) run in
-    one xdist worker, in collection order, so that the models are trained once (``--dist loadgroup``)."""
-    for item in items:
-        if item.path.suffix == ".ipynb" or "smoke_run" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.xdist_group(SMOKE_GROUP))
 
 
 @pytest.fixture(autouse=True)
