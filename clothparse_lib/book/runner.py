@@ -29,7 +29,7 @@ import nbformat
 
 from .. import settings
 
-__all__ = ["ROOT", "PUBLISHED_PROFILE", "RUNS_LAST", "toc_chapters", "CHAPTERS", "ChapterFailed", "code_hash",
+__all__ = ["ROOT", "PUBLISHED_PROFILE", "RUNS_LAST", "toc_pages", "toc_chapters", "CHAPTERS", "ChapterFailed", "code_hash",
            "library_hash", "ChapterRun", "run_book", "unfinished", "tidy", "chapter_times", "source_cells",
            "copy_chapters", "write_references", "build_html"]
 
@@ -45,13 +45,23 @@ PUBLISHED_PROFILE = "demo"
 RUNS_LAST = "intro"  # the one exception to _toc.yml's order: its summary gathers every other chapter's results
 
 
-def toc_chapters(root: Path = ROOT) -> tuple[str, ...]:
-    """The chapters in execution order: ``_toc.yml``'s (the only chapter list), with :data:`RUNS_LAST` moved last."""
+def _toc_files(root: Path) -> list[str]:
     import yaml
 
     toc = yaml.safe_load((Path(root) / "_toc.yml").read_text())
-    files = [toc["root"], *(entry["file"] for entry in toc.get("chapters", []))]
-    names = [Path(f).name for f in files]
+    return [toc["root"], *(entry["file"] for entry in toc.get("chapters", []))]
+
+
+def toc_pages(root: Path = ROOT) -> tuple[str, ...]:
+    """The pages of ``_toc.yml`` that are Markdown (``<file>.md``, e.g. the References page): rendered, never executed."""
+    return tuple(Path(f).name for f in _toc_files(root) if (Path(root) / f"{f}.md").exists())
+
+
+def toc_chapters(root: Path = ROOT) -> tuple[str, ...]:
+    """The chapters in execution order: ``_toc.yml``'s notebooks (the only chapter list; its Markdown pages,
+    :func:`toc_pages`, are not chapters), with :data:`RUNS_LAST` moved last."""
+    pages = toc_pages(root)
+    names = [n for n in (Path(f).name for f in _toc_files(root)) if n not in pages]
     return tuple(n for n in names if n != RUNS_LAST) + ((RUNS_LAST,) if RUNS_LAST in names else ())
 
 
