@@ -277,18 +277,35 @@ def write_references(dest: Path = ROOT / "tests" / "notebooks", runs_dir=None, c
     return [dest / f"{name}.ipynb" for name in chapters]
 
 
-def build_html(root: Path = ROOT, warnings_are_errors: bool = True, quiet: bool = False) -> Path:
+def build_html(root: Path = ROOT, warnings_are_errors: bool = True, quiet: bool = False,
+               repository: str | None = None, branch: str | None = None) -> Path:
     """Render the executed chapters with jupyter-book 1.x; returns ``<root>/_build/html``. A chapter whose
-    execution failed or did not finish is refused."""
+    execution failed or did not finish is refused.
+
+    ``repository``: the book's GitHub address (default: :func:`repository.repository_url`, from the setting or the
+    checkout's ``origin``; ``"none"``: no buttons); with one, jupyter-book gets a copy of ``_config.yml`` that adds it
+    and the repository, issue and launch buttons (:func:`repository.book_config`); ``branch``: the branch they link to."""
+    import tempfile
+
+    import yaml
+
+    from .repository import book_config, repository_branch, repository_url
+
     for notebook in sorted((Path(root) / "book").glob("*.ipynb")):
         why = unfinished(nbformat.read(notebook, as_version=4))
         if why:
             raise RuntimeError(f"chapter '{notebook.stem}' is not rendered: {why}; "
                                f"execute it again (clothparse book run ... --from {notebook.stem})")
+    url = repository_url(root, repository)
     cmd = [sys.executable, "-c", "from jupyter_book.cli.main import main; main()", "build", str(root)]
     if warnings_are_errors:
         cmd += ["-W", "-n", "--keep-going"]
     if quiet:
         cmd += ["-q"]
-    subprocess.run(cmd, check=True, cwd=root)
+    with tempfile.TemporaryDirectory(prefix="clothparse-book-config-") as tmp:
+        if url:
+            config = Path(tmp) / "_config.yml"
+            config.write_text(yaml.safe_dump(book_config(root, url, repository_branch(root, branch)), sort_keys=False))
+            cmd += ["--config", str(config)]
+        subprocess.run(cmd, check=True, cwd=root)
     return Path(root) / "_build" / "html"
