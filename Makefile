@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 PY := .venv/bin/python
 
-.PHONY: setup browser demo smoke html test bench clean
+.PHONY: setup browser demo smoke html lab test bench clean
 
 setup:
 	@scripts/setup_venv.sh
@@ -15,6 +15,9 @@ smoke: setup  ## the whole book on synthetic data in a few minutes (results mean
 
 html: setup  ## render the chapters as they are (no execution)
 	.venv/bin/clothparse book build
+
+lab: setup  ## the chapters in JupyterLab with the project's kernel (.venv's python3); their run folders in ./runs
+	CLOTHPARSE_RUNS_DIR="$${CLOTHPARSE_RUNS_DIR:-$(CURDIR)/runs}" .venv/bin/jupyter lab book/intro.ipynb $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 browser:  ## Debian's chromium for the browser test (needs root; otherwise that test skips)
 	@scripts/install_chromium.sh

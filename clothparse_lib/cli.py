@@ -259,7 +259,7 @@ def _book_run(args) -> int:
     print(f"book ({profile}): {len(ran)} chapter(s) executed, {len(results) - len(ran)} unchanged, "
           f"{time.perf_counter() - t:.0f} s")
     if args.html:
-        return _book_build(argparse.Namespace(lenient=False), t)
+        return _book_build(argparse.Namespace(lenient=False, repository=args.repository, branch=args.branch), t)
     return 0
 
 
@@ -272,16 +272,32 @@ def _book_references(args) -> int:
 
 
 def _book_build(args, t0: float | None = None) -> int:
-    from .book.runner import build_html
+    from .book.repository import repository_url
+    from .book.runner import ROOT, build_html
 
     t = t0 or time.perf_counter()
     try:
-        html = build_html(warnings_are_errors=not args.lenient, quiet=True)
+        url = repository_url(ROOT, args.repository)
+    except ValueError as e:
+        print(f"clothparse book build: {e}", file=sys.stderr)
+        return 2
+    try:
+        html = build_html(warnings_are_errors=not args.lenient, quiet=True, repository=url or "none", branch=args.branch)
     except subprocess.CalledProcessError as e:
         print(f"clothparse book build: jupyter-book failed (exit {e.returncode}); see its messages above", file=sys.stderr)
         return 1
+    print(f"repository buttons: {url}" if url else
+          "repository buttons: none (no GitHub origin remote; --repository or $CLOTHPARSE_REPOSITORY_URL names one)")
     print(f"HTML: {html / 'index.html'}  ({time.perf_counter() - t:.0f} s)")
     return 0
+
+
+def _repository_arguments(p) -> None:
+    p.add_argument("--repository", metavar="URL", help="the book's GitHub address for its repository, issue and launch "
+                   "buttons (default: $CLOTHPARSE_REPOSITORY_URL, else the checkout's origin remote when it is on GitHub; "
+                   "none: no buttons)")
+    p.add_argument("--branch", help="the branch the buttons link to (default: $CLOTHPARSE_REPOSITORY_BRANCH, else "
+                   "origin's default branch)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -377,12 +393,14 @@ def build_parser() -> argparse.ArgumentParser:
     br.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                     help="another papermill parameter (VALUE read as JSON when it parses, else as text)")
     br.add_argument("--html", action="store_true", help="then render the book (jupyter-book build)")
+    _repository_arguments(br)
     br.set_defaults(func=_book_run)
     bf = bsub.add_parser("references", help="re-make nbval's references: the chapters executed with the smoke profile")
     bf.add_argument("--dest", default=None, help="folder (default tests/notebooks)")
     bf.set_defaults(func=_book_references)
     bb = bsub.add_parser("build", help="render the executed chapters to _build/html (warnings are errors)")
     bb.add_argument("--lenient", action="store_true", help="do not treat Sphinx warnings as errors")
+    _repository_arguments(bb)
     bb.set_defaults(func=_book_build)
 
     d = sub.add_parser("download", help="download a public data set (needs internet)")

@@ -34,7 +34,7 @@ from .. import settings
 from ..locks import folder_lock
 from ..storage import DiskFull
 
-__all__ = ["ROOT", "PUBLISHED_PROFILE", "RUNS_LAST", "toc_chapters", "CHAPTERS", "ChapterFailed", "code_hash",
+__all__ = ["ROOT", "PUBLISHED_PROFILE", "RUNS_LAST", "toc_pages", "toc_chapters", "CHAPTERS", "ChapterFailed", "code_hash",
            "library_hash", "ChapterRun", "run_book", "unfinished", "tidy", "chapter_times", "source_cells",
            "copy_chapters", "write_references", "build_html"]
 
@@ -50,13 +50,23 @@ PUBLISHED_PROFILE = "demo"
 RUNS_LAST = "intro"  # the one exception to _toc.yml's order: its summary gathers every other chapter's results
 
 
-def toc_chapters(root: Path = ROOT) -> tuple[str, ...]:
-    """The chapters in execution order: ``_toc.yml``'s (the only chapter list), with :data:`RUNS_LAST` moved last."""
+def _toc_files(root: Path) -> list[str]:
     import yaml
 
     toc = yaml.safe_load((Path(root) / "_toc.yml").read_text())
-    files = [toc["root"], *(entry["file"] for entry in toc.get("chapters", []))]
-    names = [Path(f).name for f in files]
+    return [toc["root"], *(entry["file"] for entry in toc.get("chapters", []))]
+
+
+def toc_pages(root: Path = ROOT) -> tuple[str, ...]:
+    """The pages of ``_toc.yml`` that are Markdown (``<file>.md``, e.g. the References page): rendered, never executed."""
+    return tuple(Path(f).name for f in _toc_files(root) if (Path(root) / f"{f}.md").exists())
+
+
+def toc_chapters(root: Path = ROOT) -> tuple[str, ...]:
+    """The chapters in execution order: ``_toc.yml``'s notebooks (the only chapter list; its Markdown pages,
+    :func:`toc_pages`, are not chapters), with :data:`RUNS_LAST` moved last."""
+    pages = toc_pages(root)
+    names = [n for n in (Path(f).name for f in _toc_files(root)) if n not in pages]
     return tuple(n for n in names if n != RUNS_LAST) + ((RUNS_LAST,) if RUNS_LAST in names else ())
 
 
@@ -282,18 +292,35 @@ def write_references(dest: Path = ROOT / "tests" / "notebooks", runs_dir=None, c
     return [dest / f"{name}.ipynb" for name in chapters]
 
 
-def build_html(root: Path = ROOT, warnings_are_errors: bool = True, quiet: bool = False) -> Path:
+def build_html(root: Path = ROOT, warnings_are_errors: bool = True, quiet: bool = False,
+               repository: str | None = None, branch: str | None = None) -> Path:
     """Render the executed chapters with jupyter-book 1.x; returns ``<root>/_build/html``. A chapter whose
-    execution failed or did not finish is refused."""
+    execution failed or did not finish is refused.
+
+    ``repository``: the book's GitHub address (default: :func:`repository.repository_url`, from the setting or the
+    checkout's ``origin``; ``"none"``: no buttons); with one, jupyter-book gets a copy of ``_config.yml`` that adds it
+    and the repository, issue and launch buttons (:func:`repository.book_config`); ``branch``: the branch they link to."""
+    import tempfile
+
+    import yaml
+
+    from .repository import book_config, repository_branch, repository_url
+
     for notebook in sorted((Path(root) / "book").glob("*.ipynb")):
         why = unfinished(nbformat.read(notebook, as_version=4))
         if why:
             raise RuntimeError(f"chapter '{notebook.stem}' is not rendered: {why}; "
                                f"execute it again (clothparse book run ... --from {notebook.stem})")
+    url = repository_url(root, repository)
     cmd = [sys.executable, "-c", "from jupyter_book.cli.main import main; main()", "build", str(root)]
     if warnings_are_errors:
         cmd += ["-W", "-n", "--keep-going"]
     if quiet:
         cmd += ["-q"]
-    subprocess.run(cmd, check=True, cwd=root)
+    with tempfile.TemporaryDirectory(prefix="clothparse-book-config-") as tmp:
+        if url:
+            config = Path(tmp) / "_config.yml"
+            config.write_text(yaml.safe_dump(book_config(root, url, repository_branch(root, branch)), sort_keys=False))
+            cmd += ["--config", str(config)]
+        subprocess.run(cmd, check=True, cwd=root)
     return Path(root) / "_build" / "html"
