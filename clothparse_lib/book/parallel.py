@@ -66,9 +66,10 @@ class TrainingsFailed(RuntimeError):
         self.failures, self.done = failures, done
 
 
-def train_concurrently(run: Run, jobs: int, progress: bool = True) -> list[str]:
+def train_concurrently(run: Run, jobs: int, progress: bool = True, on_done=None) -> list[str]:
     """Train and evaluate every planned model of ``run`` that is not done yet, ``jobs`` at a time; returns the
-    tags trained. Raises :class:`TrainingsFailed` naming every training that failed (the others complete), or the
+    tags trained. ``on_done(tag)`` is called as each one completes (a run killed later keeps what it recorded).
+    Raises :class:`TrainingsFailed` naming every training that failed (the others complete), or the
     :class:`storage.DiskFull` of one that found the disk full."""
     if jobs < 1:
         raise ValueError(f"jobs must be at least 1, got {jobs}")
@@ -87,6 +88,8 @@ def train_concurrently(run: Run, jobs: int, progress: bool = True) -> list[str]:
         for future in bar:
             try:
                 future.result()
+                if on_done is not None:
+                    on_done(futures[future])
             except Exception as e:  # noqa: BLE001 - reported with the others below
                 failures[futures[future]] = f"{type(e).__name__}: {e}"
                 full = e if isinstance(e, DiskFull) else full

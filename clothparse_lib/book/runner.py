@@ -194,14 +194,20 @@ def _train_first(profile: str, run_dir: Path, jobs: int | None, progress: bool) 
 
     jobs = jobs or default_jobs()
     if jobs > 1:
-        t = time.perf_counter()
+        t = last = time.perf_counter()
+
+        def record(_tag):  # the wall time so far, added up as each training completes: over the sessions that
+            nonlocal last  # trained the run's models (a killed and resumed run counts every part it completed)
+            now = time.perf_counter()
+            _record_time(run_dir / "book-times.csv", "trainings (concurrent)", now - last, add=True)
+            last = now
+
         try:
-            trained = train_concurrently(Run.open(profile, run_dir, progress=progress), jobs, progress=progress)
+            trained = train_concurrently(Run.open(profile, run_dir, progress=progress), jobs, progress=progress,
+                                         on_done=record)
         except TrainingsFailed as e:  # the chapters train the failed ones again, one at a time, and show any error
             print(f"[book] {e}\n[book] the chapters will train these one at a time", file=sys.stderr, flush=True)
             trained = e.done
-        if trained:  # added up over the sessions that trained the run's models (a resumed run counts its parts)
-            _record_time(run_dir / "book-times.csv", "trainings (concurrent)", time.perf_counter() - t, add=True)
         if progress:
             print(f"[book] {len(trained)} models trained, {jobs} at a time, in {time.perf_counter() - t:.0f} s", flush=True)
 
