@@ -118,3 +118,11 @@ def test_architecture_table_counts_without_computing():
         real.eval()(torch.zeros(1, 3, *size))
     assert table.loc["extended", architecture.MACS] == counter.get_total_flops() / 2e9
     assert table.loc["extended", "prior input"] and not table.loc["plain_unet", "prior input"]
+
+
+def test_an_empty_gallery_says_so():
+    """Figure 5 on a weak model (a dry run) may find no image where a dress was painted wrongly."""
+    from clothparse_lib.results import viz
+
+    fig = viz.gallery([])
+    assert [t.get_text() for ax in fig.axes for t in ax.texts] == ["no image to show"]

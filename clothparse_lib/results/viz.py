@@ -69,7 +69,12 @@ def confusion_heatmaps(ours: np.ndarray, paper: np.ndarray | None, title: str, m
 
 def gallery(rows: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]], columns=("image", "ground truth", "prediction"),
             scale: float = 1.6) -> plt.Figure:
-    """One row per (label, image, ground truth, prediction[, more predictions...])."""
+    """One row per (label, image, ground truth, prediction[, more predictions...]); no rows: a line that says so."""
+    if not rows:
+        fig, ax = plt.subplots(figsize=(6, 0.5))
+        ax.text(0.5, 0.5, "no image to show", ha="center", va="center")
+        ax.axis("off")
+        return fig
     n_cols = len(rows[0]) - 1
     h, w = rows[0][1].shape[:2]
     fig, axes = plt.subplots(len(rows), n_cols, figsize=(n_cols * scale * w / h + 0.4, len(rows) * scale + 0.3),
