@@ -10,7 +10,7 @@ from ..taxonomy import CLASSES, colorize
 from .verdicts import MAX_SEEDS, VERDICT_COLOURS
 
 __all__ = ["training_curves", "lr_finder_plot", "confusion_heatmaps", "gallery", "legend_strip", "comparison_bars",
-           "injection_diagram", "image_row", "seed_plot", "verdict_plot", "verdict_table"]
+           "injection_diagram", "image_row", "seed_plot", "verdict_plot", "ShownTable", "verdict_table"]
 
 
 def training_curves(history: pd.DataFrame, title: str = "") -> plt.Figure:
@@ -199,13 +199,28 @@ def verdict_plot(claims: pd.DataFrame) -> plt.Figure:
     return fig
 
 
-def verdict_table(claims: pd.DataFrame):
-    """The claims table for the page: numbers rounded for display only (the frame stays numeric), each verdict cell
-    in its colour (green, red, grey), the per-seed values left to :func:`verdict_plot`."""
+class ShownTable:
+    """A table as a page shows it (``html``) and as a terminal or a plain-text reader of the notebook does."""
+
+    def __init__(self, html: str, text: str):
+        self.html, self.text = html, text
+
+    def _repr_html_(self) -> str:
+        return self.html
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def verdict_table(claims: pd.DataFrame) -> ShownTable:
+    """The claims table: in the page each verdict cell in its colour (green, red, grey) and numbers rounded for
+    display only; as text the numeric table; the per-seed values left to :func:`verdict_plot`."""
     def colour(verdict):
         return f"background-color: {VERDICT_COLOURS[verdict]}; color: white"
 
-    return (claims.drop(columns="per seed").style.map(colour, subset=["verdict"])
-            .format(precision=2, na_rep="").format("{:.0f}", subset=["seeds"], na_rep="")
-            .format(lambda n: "" if np.isnan(n) else f"more than {MAX_SEEDS}" if np.isinf(n) else f"{n:.0f}",
-                    subset=["seeds to decide"]))
+    table = claims.drop(columns="per seed")
+    styled = (table.style.map(colour, subset=["verdict"])
+              .format(precision=2, na_rep="").format("{:.0f}", subset=["seeds"], na_rep="")
+              .format(lambda n: "" if np.isnan(n) else f"more than {MAX_SEEDS}" if np.isinf(n) else f"{n:.0f}",
+                      subset=["seeds to decide"]))
+    return ShownTable(styled.to_html(), table.to_string())
