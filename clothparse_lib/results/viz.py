@@ -171,7 +171,7 @@ def verdict_plot(claims: pd.DataFrame) -> plt.Figure:
     paper's difference (black diamond) and zero. Levels (right): each seed's value, mean ± std, the paper's number."""
     panels = [("paired difference", "difference A − B (points)"), ("level", "value (%)")]
     rows = {kind: claims[claims["test"] == kind] for kind, _ in panels}
-    fig, axes = plt.subplots(1, 2, figsize=(12, 0.9 + 0.42 * max(len(r) for r in rows.values())),
+    fig, axes = plt.subplots(1, 2, figsize=(13, 1.0 + 0.45 * max(len(r) for r in rows.values())),
                              gridspec_kw={"width_ratios": [3, 2]}, constrained_layout=True)
     for ax, (kind, xlabel) in zip(axes, panels):
         table = rows[kind]
@@ -219,7 +219,8 @@ def verdict_table(claims: pd.DataFrame) -> ShownTable:
         return f"background-color: {VERDICT_COLOURS[verdict]}; color: white"
 
     table = claims.drop(columns="per seed")
-    styled = (table.style.map(colour, subset=["verdict"])
+    styled = (table.style.map(colour, subset=["verdict"]).set_table_attributes('class="dataframe"')
+              .set_table_styles([{"selector": "th, td", "props": "font-size: 0.8em; padding: 2px 5px"}])
               .format(precision=2, na_rep="").format("{:.0f}", subset=["seeds"], na_rep="")
               .format(lambda n: "" if np.isnan(n) else f"more than {MAX_SEEDS}" if np.isinf(n) else f"{n:.0f}",
                       subset=["seeds to decide"]))
