@@ -124,7 +124,11 @@ def _running(pid: int) -> bool:
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")
 def test_killed_build_leaves_no_worker_running(tmp_path):
     build = subprocess.Popen([sys.executable, "-c", STUCK_BUILD, str(tmp_path)], stdout=subprocess.PIPE, text=True)
-    workers = [int(build.stdout.readline()) for _ in range(2)]
+    workers = []
+    while len(workers) < 2:  # the readers' pids (any other line the build prints, e.g. a blank one, is skipped)
+        line = build.stdout.readline()
+        assert line, "the build ended before its readers started"
+        workers += [int(line)] if line.strip().isdigit() else []
     build.kill()  # SIGKILL: no clean-up code of the build runs
     build.wait()
     try:
