@@ -2,6 +2,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,11 +125,15 @@ def _running(pid: int) -> bool:
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")
 def test_killed_build_leaves_no_worker_running(tmp_path):
     build = subprocess.Popen([sys.executable, "-c", STUCK_BUILD, str(tmp_path)], stdout=subprocess.PIPE, text=True)
-    workers = []
-    while len(workers) < 2:  # the readers' pids (any other line the build prints, e.g. a blank one, is skipped)
-        line = build.stdout.readline()
-        assert line, "the build ended before its readers started"
-        workers += [int(line)] if line.strip().isdigit() else []
+    workers, timer = [], threading.Timer(120, build.kill)  # never wait forever for a pid that is not coming
+    timer.start()
+    try:
+        while len(workers) < 2:  # the readers' pids (anything else the build prints, e.g. a blank line, is skipped)
+            line = build.stdout.readline()
+            assert line, "the build ended before its readers started"
+            workers += [int(token) for token in line.split() if token.isdigit()]
+    finally:
+        timer.cancel()
     build.kill()  # SIGKILL: no clean-up code of the build runs
     build.wait()
     try:
