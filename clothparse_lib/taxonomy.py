@@ -30,7 +30,7 @@ import numpy as np
 __all__ = ["CLASSES", "GARMENTS", "N_CLASSES", "N_GARMENTS", "CLASS_INDEX", "COLORS", "PALETTE", "PAINT_ORDER",
            "IMATERIALIST_CATEGORIES", "IMATERIALIST_FIRST_PART_ID", "IMATERIALIST_MAP", "IMATERIALIST_EXCLUDE",
            "FASHIONPEDIA_MAP", "FASHIONPEDIA_EXCLUDE", "CCP_LABELS", "CCP_MAP", "CCP_EXCLUDE", "ccp_exclusion_reason",
-           "lookup_table", "CCP_LUT", "presence", "parse_classes", "colorize", "mapping_table"]
+           "lookup_table", "CCP_LUT", "presence", "parse_classes", "known_garments", "colorize", "mapping_table"]
 
 
 CLASSES: tuple[str, ...] = ("background", "top", "overtop", "pants", "shorts", "skirt", "dress", "shoe", "bag")
@@ -144,6 +144,19 @@ def parse_classes(names: str | list[str]) -> list[str]:
     if unknown:
         raise ValueError(f"unknown garment class {', '.join(map(repr, unknown))}; known: {', '.join(GARMENTS)}")
     return list(names)
+
+
+def known_garments(present=(), absent=()) -> np.ndarray:
+    """What is known about an image's garments as a class prior (``models.prior``): (8,) float32, NaN = unknown,
+    1 = present, 0 = absent. ``present``/``absent``: garment names (list or comma-separated string)."""
+    present, absent = parse_classes(present), parse_classes(absent)
+    both = set(present) & set(absent)
+    if both:
+        raise ValueError(f"garment(s) both present and absent: {', '.join(sorted(both))}")
+    prior = np.full(N_GARMENTS, np.nan, dtype=np.float32)
+    prior[[GARMENTS.index(g) for g in present]] = 1.0
+    prior[[GARMENTS.index(g) for g in absent]] = 0.0
+    return prior
 
 
 def colorize(mask: np.ndarray) -> np.ndarray:

@@ -4,7 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from clothparse_lib.data.targets import box_targets, presence_and_boxes, presence_targets, region_box
+from clothparse_lib.data.base import region_box
+from clothparse_lib.data.targets import box_targets, presence_and_boxes, presence_targets
 from clothparse_lib.models import ModelOutput, build_model
 from clothparse_lib.taxonomy import CLASS_INDEX, GARMENTS
 from clothparse_lib.training import losses as L

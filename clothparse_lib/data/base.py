@@ -13,8 +13,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..taxonomy import GARMENTS, N_CLASSES
 
-__all__ = ["DataError", "Sample", "Source", "SkipReport", "FileSource", "index_row", "read_rgb", "to_rgb", "safe_child",
-           "files_fingerprint"]
+__all__ = ["DataError", "Sample", "Source", "SkipReport", "FileSource", "index_row", "read_rgb", "to_rgb", "fit_images",
+           "region_box", "safe_child", "files_fingerprint"]
 
 
 class DataError(ValueError):
@@ -144,6 +144,22 @@ def to_rgb(im: Image.Image) -> np.ndarray:
         gray = (np.asarray(im, np.float32) / 257).round().clip(0, 255).astype(np.uint8)
         return np.repeat(gray[..., None], 3, axis=2)
     return np.asarray(im.convert("RGB"))
+
+
+def fit_images(images: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """uint8 RGB images (N, H, W, 3) squashed to ``size`` (h, w) with bilinear filtering, as a model takes them
+    (``evaluation.predictor.Predictor``, the ONNX runtime); unchanged when they have that size."""
+    if images.shape[1:3] == tuple(size):
+        return images
+    return np.stack([np.asarray(Image.fromarray(im).resize(tuple(size)[::-1], Image.BILINEAR)) for im in images])
+
+
+def region_box(region: np.ndarray) -> tuple[int, int, int, int] | None:
+    """(x0, y0, x1, y1) in pixels, x1/y1 exclusive, of the True pixels of an HxW boolean array; None if none."""
+    ys, xs = np.nonzero(region)
+    if not len(xs):
+        return None
+    return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
 
 
 def safe_child(folder: Path, name: str, image_id: str) -> Path:

@@ -21,8 +21,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from ..taxonomy import CLASS_INDEX, PAINT_ORDER
-from .base import Sample
-from .targets import region_box
+from .base import Sample, region_box
 
 __all__ = ["GENERATOR_VERSION", "CLASS_HUES", "SKIN_TONES", "make_sample", "SyntheticSource"]
 

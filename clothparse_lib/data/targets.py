@@ -2,7 +2,7 @@
 
 A region's box is (x0, y0, x1, y1) in pixel-edge coordinates: x0/y0 is the left/top edge of its first
 pixel, x1/y1 the right/bottom edge of its last pixel (pixel coordinates with exclusive x1/y1,
-:func:`region_box`). Box targets are those divided by W/H, relative to the image size, in [0, 1],
+:func:`base.region_box`). Box targets are those divided by W/H, relative to the image size, in [0, 1],
 vectorised on the masks' device: a garment filling the image has box (0, 0, 1, 1); a single pixel at
 column i has x0 = i/W, x1 = (i+1)/W. Absent garments get (0, 0, 0, 0).
 """
@@ -13,15 +13,7 @@ import torch
 
 from ..taxonomy import N_CLASSES
 
-__all__ = ["region_box", "presence_and_boxes", "presence_targets", "box_targets"]
-
-
-def region_box(region: np.ndarray) -> tuple[int, int, int, int] | None:
-    """(x0, y0, x1, y1) in pixels, x1/y1 exclusive, of the True pixels of an HxW boolean array; None if none."""
-    ys, xs = np.nonzero(region)
-    if not len(xs):
-        return None
-    return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+__all__ = ["presence_and_boxes", "presence_targets", "box_targets"]
 
 
 def _check_masks(masks: torch.Tensor) -> torch.Tensor:

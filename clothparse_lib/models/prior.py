@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from ..taxonomy import CLASS_INDEX, GARMENTS, parse_classes
+from ..taxonomy import GARMENTS, known_garments
 
 __all__ = ["make_class_prior", "apply_class_prior"]
 
@@ -19,18 +19,12 @@ def make_class_prior(present=(), absent=(), batch_size: int = 1, base=None, devi
     ``present``/``absent``: garment names (list or comma-separated string). ``base``: a prior to start from
     ((8,) or (B, 8), e.g. ``targets.presence_targets(masks)`` for full ground-truth injection).
     """
-    present, absent = parse_classes(present), parse_classes(absent)
-    both = set(present) & set(absent)
-    if both:
-        raise ValueError(f"garment(s) both present and absent: {', '.join(sorted(both))}")
+    known = torch.from_numpy(known_garments(present, absent)).to(device)
     if base is None:
         prior = torch.full((batch_size, len(GARMENTS)), float("nan"), device=device)
     else:
         prior = torch.as_tensor(base, dtype=torch.float32, device=device).expand(batch_size, len(GARMENTS)).clone()
-    for names, value in ((present, 1.0), (absent, 0.0)):
-        for g in names:
-            prior[:, CLASS_INDEX[g] - 1] = value
-    return prior
+    return torch.where(torch.isnan(known), prior, known)
 
 
 def apply_class_prior(logits: torch.Tensor, prior, limit: float) -> torch.Tensor:
