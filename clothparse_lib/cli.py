@@ -129,8 +129,18 @@ def _predict(args) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file, not a folder")
+    if args.backend == "onnx":
+        if args.model is None or args.checkpoint is not None or args.device not in (None, "cpu"):
+            raise ValueError("--backend onnx runs an exported model: --model FILE.onnx (`clothparse export` writes it), "
+                             "on the CPU, without --checkpoint")
+    elif args.checkpoint is None or args.model is not None:
+        raise ValueError("the torch backend runs --checkpoint (a file or a model of the run folder); "
+                         "--model FILE.onnx is for --backend onnx")
     stems = _output_stems([Path(p) for p in args.images], out)
-    parser = Parser.from_checkpoint(args.checkpoint, args.device, run_dir=_run_dir(args))
+    if args.backend == "onnx":
+        parser = Parser.from_onnx(args.model)
+    else:
+        parser = Parser.from_checkpoint(args.checkpoint, args.device, run_dir=_run_dir(args))
     failed = 0
     for path, stem in zip(args.images, stems):
         try:
@@ -148,6 +158,21 @@ def _predict(args) -> int:
         found = ", ".join(f"{g.name} ({g.color_name})" for g in result.garments) or "no garment"
         print(f"{path}\t{found}" + (f"\t(written as {stem}.*)" if stem != Path(path).stem else ""))
     return 1 if failed else 0
+
+
+def _export(args) -> int:
+    from .evaluation.parsing import resolve_checkpoint
+    from .models.export import card_path, export_onnx
+
+    checkpoint = resolve_checkpoint(args.checkpoint, _run_dir(args))
+    card = export_onnx(checkpoint, args.out)
+    inputs = "image" + (" and prior (B, 8; NaN unknown)" if card["prior"] else " (no prior input)")
+    test = card["test"]
+    iou = f"; test IoU excl. bg {100 * test['iou_excl_bg']:.2f}" if test and "iou_excl_bg" in test else ""
+    size = Path(args.out).stat().st_size / 2**20
+    print(f"{card['model']} ({checkpoint}) -> {args.out} ({size:.1f} MiB, {card['size'][0]}x{card['size'][1]}, inputs "
+          f"{inputs}{iou}); card {card_path(args.out)}")
+    return 0
 
 
 PREDICT_OUTPUTS = ("{}.png", "{}_overlay.jpg", "{}.json")
@@ -347,15 +372,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("predict", help="parse photos: class-index mask, overlay and garment list per image")
     r.add_argument("images", nargs="+", metavar="IMAGE")
-    r.add_argument("--checkpoint", required=True, help="a best.pt / last.pt file, or a model of the run folder "
+    r.add_argument("--checkpoint", help="torch backend: a best.pt / last.pt file, or a model of the run folder "
                    "(e.g. extended: models/extended/, else the book's models/extended-refined/)")
+    r.add_argument("--backend", choices=["torch", "onnx"], default="torch",
+                   help="torch (default: --checkpoint) or onnx (--model: onnxruntime on the CPU, without the training stack)")
+    r.add_argument("--model", metavar="FILE.onnx", help="onnx backend: a model `clothparse export` wrote (card beside it)")
     r.add_argument("--profile", default="demo", help=f"whose run folder holds the models: {profile_names()} (default demo)")
     _run_folder_arguments(r)
     r.add_argument("--out", required=True, help="output folder")
     r.add_argument("--present", action="append", default=[], help="garment known to be present (repeatable)")
     r.add_argument("--absent", action="append", default=[], help="garment known to be absent (repeatable)")
-    r.add_argument("--device", help="cpu, cuda ... (default: CUDA when available)")
+    r.add_argument("--device", help="torch backend: cpu, cuda ... (default: CUDA when available)")
     r.set_defaults(func=_predict)
+
+    x = sub.add_parser("export", help="export a trained model to ONNX, with its JSON card, for `predict --backend onnx`")
+    x.add_argument("--checkpoint", required=True, help="a best.pt / last.pt file, or a model of the run folder "
+                   "(as predict takes it)")
+    x.add_argument("--profile", default="demo", help=f"whose run folder holds the models: {profile_names()} (default demo)")
+    _run_folder_arguments(x)
+    x.add_argument("--out", required=True, metavar="FILE.onnx", help="the ONNX file (its card: FILE.json beside it)")
+    x.set_defaults(func=_export)
 
     f = sub.add_parser("refine", help="the paper's refinement: multi-person filtering and iterative crop (refined index)")
     _run_arguments(f)

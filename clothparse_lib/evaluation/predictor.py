@@ -11,8 +11,8 @@ import contextlib
 
 import numpy as np
 import torch
-from PIL import Image
 
+from ..data.base import fit_images
 from ..models import ModelOutput, make_class_prior, require_prior_input
 
 __all__ = ["Predictor", "eval_mode"]
@@ -42,10 +42,7 @@ class Predictor:
     def inputs(self, images: np.ndarray) -> torch.Tensor:
         """uint8 RGB images (N, H, W, 3), or one (H, W, 3), of any size -> the model's input (N, 3, h, w) on the
         device: resized to the model's size where it differs, scaled to [0, 1] and normalised."""
-        images = images[None] if images.ndim == 3 else images
-        if images.shape[1:3] != self.size:
-            size = self.size[::-1]
-            images = np.stack([np.asarray(Image.fromarray(im).resize(size, Image.BILINEAR)) for im in images])
+        images = fit_images(images[None] if images.ndim == 3 else images, self.size)
         x = torch.from_numpy(np.ascontiguousarray(images)).to(self.device).permute(0, 3, 1, 2).contiguous()
         return (x.float().div(255) - self.mean) / self.std
 
@@ -77,6 +74,12 @@ class Predictor:
         """The model's output for ``images`` (see :meth:`batches`), the batches concatenated."""
         outs = [out.heads() for out in self.batches(images, present, absent, class_prior)]
         return ModelOutput([None if parts[0] is None else torch.cat(parts) for parts in zip(*outs)])
+
+    def logits(self, images: np.ndarray, class_prior=None) -> tuple[np.ndarray, np.ndarray | None]:
+        """The segmentation and ClassBranch logits of ``images`` (see :meth:`batches`) as float32 arrays (None: no
+        ClassBranch): the torch backend of ``parsing.Parser``, as ``runtime.OnnxModel`` is its ONNX one."""
+        out = self(images, class_prior=class_prior)
+        return out.seg.float().cpu().numpy(), None if out.cls is None else out.cls.float().cpu().numpy()
 
     def masks(self, images: np.ndarray, present=(), absent=(), class_prior=None) -> np.ndarray:
         """Class-index masks (N, h, w) uint8 at the model's size: the argmax of the segmentation, batch by batch."""
