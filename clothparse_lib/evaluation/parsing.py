@@ -125,9 +125,11 @@ def parse_logits(image: np.ndarray, seg: np.ndarray, cls: np.ndarray | None = No
     ``cls`` (8,) ClassBranch logits (None: no branch). The logits are resized to the photo (:func:`resize_logits`),
     the ``absent`` garments excluded from the argmax, and each garment found listed with its pixel share, box,
     presence probability (sigmoid of ``cls``) and dominant colour. Both backends of :class:`Parser` end here."""
-    seg = resize_logits(seg, image.shape[:2])
-    seg[[CLASS_INDEX[g] for g in parse_classes(absent)]] = -np.inf
-    mask = seg.argmax(0).astype(np.uint8)
+    left_out = [CLASS_INDEX[g] for g in parse_classes(absent)]
+    kept = [c for c in range(seg.shape[0]) if c not in left_out]  # (an absent garment's logits may be -inf: gated)
+    full = np.full((seg.shape[0], *image.shape[:2]), -np.inf, np.float32)
+    full[kept] = resize_logits(np.asarray(seg)[kept], image.shape[:2])
+    mask = full.argmax(0).astype(np.uint8)
     probs = None
     if cls is not None:
         with np.errstate(over="ignore"):  # a logit of -inf (an absent garment's gate) is probability 0
