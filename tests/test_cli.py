@@ -92,3 +92,29 @@ def test_checkpoint_by_model_name(tmp_path, capsys):
     assert main(["predict", "--checkpoint", "fpn", "--run-dir", str(tmp_path / "empty"), "--out", str(tmp_path / "out"),
                  "photo.jpg"]) == 2
     assert "no trained model there" in capsys.readouterr().err
+
+
+def test_predict_backends_take_their_own_model_arguments(tmp_path, capsys):
+    """torch runs --checkpoint, onnx runs --model (an exported file with its card): anything else is one line, exit 2."""
+    import json
+
+    from clothparse_lib.taxonomy import CLASSES
+
+    out = ["--out", str(tmp_path / "out"), "photo.jpg"]
+    for args in ([], ["--model", "m.onnx"], ["--backend", "onnx"], ["--backend", "onnx", "--model", "m.onnx",
+                 "--checkpoint", "extended"], ["--backend", "onnx", "--model", "m.onnx", "--device", "cuda"]):
+        assert main(["predict", *args, *out]) == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and "--model" in err and "--checkpoint" in err, err
+    onnx_file = tmp_path / "m.onnx"
+    for setup, message in [(lambda: None, "ONNX model not found"),
+                           (lambda: onnx_file.write_bytes(b"not onnx"), "has no card beside it (m.json)"),
+                           (lambda: (tmp_path / "m.json").write_text(json.dumps(
+                               {"format": 1, "model": "extended", "classes": [{"name": c} for c in CLASSES],
+                                "input": {"size": [64, 64], "mean": [0, 0, 0], "std": [1, 1, 1]}, "prior": None})),
+                            "is not a model onnxruntime can run")]:
+        setup()
+        assert main(["predict", "--backend", "onnx", "--model", str(onnx_file), *out]) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "out").exists()
