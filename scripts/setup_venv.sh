@@ -21,7 +21,7 @@ if [ ! -f "$base/.complete" ]; then
     mkdir -p "$store"
     python3 -m venv "$base"
     "$base/bin/pip" install --quiet --upgrade pip setuptools wheel
-    "$base/bin/pip" install --quiet -r requirements.txt
+    "$base/bin/pip" install --quiet --no-compile -r requirements.txt  # modules compile on first import: only those used
     touch "$base/.complete"
 fi
 layout=$(sha256sum scripts/setup_venv.sh | cut -c1-16)

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-SCRATCH = Path(tempfile.mkdtemp(prefix="clothparse-tests-"))
+SCRATCH = Path(tempfile.mkdtemp(prefix="clothparse-tests-"))  # this process's; removed at its end
+SHARED = "CLOTHPARSE_TESTS_SHARED"  # a folder of the first process (xdist's controller), inherited by its workers
 
 
 def pytest_configure(config):
@@ -19,12 +20,62 @@ def pytest_configure(config):
     os.environ["CLOTHPARSE_RUNS_DIR"] = str(SCRATCH / "runs")
     os.environ.setdefault("CLOTHPARSE_CACHE_DIR", str(SCRATCH / "cache"))
     os.environ["OMP_NUM_THREADS"] = str(_threads())
+    os.environ.setdefault(SHARED, str(SCRATCH / "shared"))
+
+
+def pytest_unconfigure(config):
+    """Scratch folders hold trained models (GBs): gone with the process (the controller's with the shared one)."""
+    import shutil
+
+    shutil.rmtree(SCRATCH, ignore_errors=True)
 
 
 def _threads() -> int:
     """Torch's threads per test process: the suite targets 2 cores, shared by the xdist workers."""
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     return max(1, min(2, os.cpu_count() or 1) // workers)
+
+
+def pytest_collection_finish(session):
+    """The smoke run's models trained once per test session, before any test: nbval's chapters and the tests that
+    read them (the ``smoke_run`` fixture) find them in their worker's scratch run folder instead of each xdist worker
+    training the same models again. The first worker trains them, two at a time, in a folder the session's workers
+    share (the others wait for its lock: the cores are busy meanwhile), then each worker takes a copy."""
+    if any(_reads_smoke_run(item) for item in session.items):
+        _copy_trained_smoke_run(SCRATCH / "runs" / "smoke")
+
+
+def _reads_smoke_run(item) -> bool:
+    return item.path.suffix == ".ipynb" or "smoke_run" in getattr(item, "fixturenames", ())
+
+
+def _copy_trained_smoke_run(dest: Path) -> None:
+    import shutil
+
+    from clothparse_lib.book.parallel import train_concurrently
+    from clothparse_lib.locks import folder_lock
+    from clothparse_lib.results.run import Run
+
+    shared = Path(os.environ[SHARED])
+    with folder_lock(shared, wait=True):
+        if not (shared / "trained").exists():
+            train_concurrently(Run.open("smoke", shared / "smoke", progress=False, device="cpu"),
+                               jobs=min(2, os.cpu_count() or 1), progress=False)
+            (shared / "trained").touch()
+    shutil.copytree(shared / "smoke", dest, dirs_exist_ok=True, copy_function=_link_checkpoints)
+
+
+def _link_checkpoints(src, dst):
+    """Checkpoints (1.4 GB in all) as hard links: they are only ever replaced whole (``os.replace``), never written
+    in place; the other files as copies."""
+    import shutil
+
+    if str(src).endswith(".pt"):
+        try:
+            return os.link(src, dst)
+        except OSError:  # another file system
+            pass
+    return shutil.copy2(src, dst)
 
 
 @pytest.fixture(autouse=True)
@@ -49,9 +100,8 @@ def _two_threads():
 
 @pytest.fixture(scope="session")
 def smoke_run():
-    """The smoke profile's run folder that nbval's chapters (tests/notebooks, collected first) train their models
-    in: tests that only read trained smoke models share it instead of training the same models again (standalone,
-    they train what they need there)."""
+    """The smoke profile's run folder, its models trained before the first test (:func:`pytest_collection_finish`),
+    which nbval's chapters (tests/notebooks) use too: tests that only read trained smoke models share it."""
     from clothparse_lib.results.run import Run
 
     return Run.open("smoke", SCRATCH / "runs" / "smoke", progress=False, device="cpu")

@@ -1,4 +1,6 @@
+import os
 import shutil
+import time
 
 import numpy as np
 import pytest
@@ -73,6 +75,20 @@ def test_missing_photo_and_size_mismatch(small_ccp):
         src.read("0001")
     with pytest.raises(DataError, match="0002: size_mismatch"):  # 0003's photo is 831 rows, 0002's map 830
         src.read("0002")
+
+
+def test_a_copy_with_new_file_times_keeps_its_fingerprint(small_ccp, tmp_path):
+    """The same files provisioned anew (new modification times) are the same data: the cache and the resume of a
+    half-done training (both keyed by the fingerprint) stay valid; a file that changed size is new data."""
+    copy = tmp_path / "copy" / "ccp"
+    shutil.copytree(small_ccp, copy, copy_function=shutil.copy)  # contents only: new times
+    later = time.time() + 3600
+    for f in copy.rglob("*"):
+        os.utime(f, (later, later))
+    assert CCPSource(copy).fingerprint() == CCPSource(small_ccp).fingerprint()
+    photo = copy / "photos" / "0002.jpg"
+    photo.write_bytes(photo.read_bytes() + b"\0")  # still a readable JPEG, of another size
+    assert CCPSource(copy).fingerprint() != CCPSource(small_ccp).fingerprint()
 
 
 def test_not_a_ccp_folder(tmp_path):

@@ -17,7 +17,8 @@ from torch import nn
 
 from clothparse_lib.cli import _settings, build_parser
 from clothparse_lib.data.device import TensorBatches, augment, draw_params, resolve_placement
-from clothparse_lib.data.loaders import AUGMENTATION, make_dataloaders, split_rows, training_dataloaders
+from clothparse_lib.data.loaders import AUGMENTATION, make_dataloaders, training_dataloaders
+from clothparse_lib.data.split import split_rows
 from clothparse_lib.data.prepared import prepare_dataset
 from clothparse_lib.models import ModelOutput
 from clothparse_lib.models.checkpoints import read_checkpoint

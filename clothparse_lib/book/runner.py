@@ -28,8 +28,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import nbformat
-
 from .. import settings
 from ..locks import folder_lock
 from ..storage import DiskFull
@@ -48,6 +46,14 @@ PUBLISHED_PROFILE = "demo"
 
 
 RUNS_LAST = "intro"  # the one exception to _toc.yml's order: its summary gathers every other chapter's results
+
+
+def _nbformat():
+    """nbformat, imported on first use: importing it takes about 1.5 s (its JSON-schema format checkers), which every
+    chapter's kernel would pay through ``from clothparse_lib import book``."""
+    import nbformat
+
+    return nbformat
 
 
 def _toc_files(root: Path) -> list[str]:
@@ -86,7 +92,7 @@ class ChapterFailed(RuntimeError):
 def code_hash(nb_path: Path) -> str:
     """Hash of a notebook's cell sources (not its outputs, not papermill's injected parameters)."""
     h = hashlib.sha256()
-    for cell in source_cells(nbformat.read(nb_path, as_version=4)):
+    for cell in source_cells(_nbformat().read(nb_path, as_version=4)):
         if cell.cell_type in ("code", "markdown"):
             h.update(cell.cell_type.encode() + b"\0" + cell.source.encode() + b"\0")
     return h.hexdigest()
@@ -231,7 +237,7 @@ def unfinished(nb) -> str | None:
 def tidy(notebook: Path) -> None:
     """Drop the machine's paths that papermill records in an executed notebook's metadata, and keep papermill's
     injected parameters out of the rendered page (``remove-cell``; they stay in the notebook)."""
-    nb = nbformat.read(notebook, as_version=4)
+    nb = _nbformat().read(notebook, as_version=4)
     for cell in nb.cells:
         tags = cell.metadata.get("tags", [])
         if "injected-parameters" in tags and "remove-cell" not in tags:
@@ -240,7 +246,7 @@ def tidy(notebook: Path) -> None:
     for key in ("input_path", "output_path"):
         if meta.get(key):
             meta[key] = Path(meta[key]).name
-    nbformat.write(nb, notebook)
+    _nbformat().write(nb, notebook)
 
 
 def _record_time(path: Path, chapter: str, seconds: float, add: bool = False) -> None:
@@ -272,12 +278,12 @@ def copy_chapters(root: Path, chapters=CHAPTERS) -> Path:
     """The book's chapters, cells only (no outputs, no injected parameters), in ``<root>/book``: a scratch book."""
     (Path(root) / "book").mkdir(parents=True, exist_ok=True)
     for name in chapters:
-        nb = nbformat.read(ROOT / "book" / f"{name}.ipynb", as_version=4)
+        nb = _nbformat().read(ROOT / "book" / f"{name}.ipynb", as_version=4)
         nb.cells = source_cells(nb)
         for cell in nb.cells:
             if cell.cell_type == "code":
                 cell.outputs, cell.execution_count = [], None
-        nbformat.write(nb, Path(root) / "book" / f"{name}.ipynb")
+        _nbformat().write(nb, Path(root) / "book" / f"{name}.ipynb")
     return Path(root) / "book"
 
 
@@ -313,7 +319,7 @@ def build_html(root: Path = ROOT, warnings_are_errors: bool = True, quiet: bool 
     from .repository import book_config, repository_branch, repository_url
 
     for notebook in sorted((Path(root) / "book").glob("*.ipynb")):
-        why = unfinished(nbformat.read(notebook, as_version=4))
+        why = unfinished(_nbformat().read(notebook, as_version=4))
         if why:
             raise RuntimeError(f"chapter '{notebook.stem}' is not rendered: {why}; "
                                f"execute it again (clothparse book run ... --from {notebook.stem})")

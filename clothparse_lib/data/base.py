@@ -170,9 +170,10 @@ def safe_child(folder: Path, name: str, image_id: str) -> Path:
 
 
 def files_fingerprint(paths: Iterator[Path] | list[Path], extra: dict | None = None) -> str:
-    """Cheap fingerprint of a set of files: names, sizes and modification times (+ parameters)."""
+    """Cheap fingerprint of a set of files: names and sizes (+ parameters). Not their modification times: a data
+    folder provisioned anew (a read-only copy, a fresh download, ``cp`` without ``-p``) has the same files with new
+    times, and its caches and half-done trainings must stay valid (a file edited to the very same size is not seen)."""
     h = hashlib.sha256(json.dumps(extra or {}, sort_keys=True).encode())
     for p in sorted(paths):
-        st = p.stat()
-        h.update(f"{p.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        h.update(f"{p.name}\0{p.stat().st_size}\n".encode())
     return h.hexdigest()[:16]

@@ -119,7 +119,9 @@ class CCPSource(FileSource):
         return Sample(image_id, image, CCP_LUT[gt])
 
     def fingerprint(self) -> str:
-        return files_fingerprint(self._files, {"ids": len(self._ids), "limit": self.limit, "version": 1})
+        photos = (self.root / "photos" / f"{i}.jpg" for i in self._ids)
+        return files_fingerprint([*self._files, *(p for p in photos if p.is_file())],
+                                 {"ids": len(self._ids), "limit": self.limit, "version": 1})
 
 
 def locate(data_dir: str | Path | None = None, progress: bool = True) -> Path:

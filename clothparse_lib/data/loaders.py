@@ -21,8 +21,9 @@ from fastai.torch_core import TensorImage, TensorMask, default_device
 from fastai.vision.augment import aug_transforms
 
 from . import Cache
+from .split import split_rows
 
-__all__ = ["AUGMENTATION", "CacheDataset", "split_rows", "batch_transforms", "ShardedTfmdDL", "make_dataloaders",
+__all__ = ["AUGMENTATION", "CacheDataset", "batch_transforms", "ShardedTfmdDL", "make_dataloaders",
            "training_dataloaders", "test_loader"]
 
 
@@ -45,15 +46,6 @@ class CacheDataset(torch.utils.data.Dataset):
         image = torch.from_numpy(np.array(self.cache.images[r])).permute(2, 0, 1)
         mask = torch.from_numpy(self.cache.masks[r].astype(np.int64))
         return TensorImage(image), TensorMask(mask)
-
-
-def split_rows(cache: Cache, split, name: str) -> np.ndarray:
-    """Row numbers of the cache's images in split ``name`` (``split``: image_id, split)."""
-    ids = set(split.loc[split["split"] == name, "image_id"])
-    rows = np.flatnonzero(cache.index["image_id"].isin(ids).to_numpy())
-    if not len(rows):
-        raise ValueError(f"the split has no '{name}' images in this cache")
-    return rows
 
 
 def batch_transforms(stats: tuple, augment: bool) -> list:

@@ -16,7 +16,7 @@ import pandas as pd
 
 from ..taxonomy import GARMENTS
 
-__all__ = ["PAPER_SPLIT_SIZES", "PAPER_FRACTIONS", "iterative_stratification", "make_split", "save_split", "load_split",
+__all__ = ["PAPER_SPLIT_SIZES", "split_rows", "PAPER_FRACTIONS", "iterative_stratification", "make_split", "save_split", "load_split",
            "split_summary"]
 
 
@@ -86,3 +86,12 @@ def split_summary(index: pd.DataFrame, split: pd.DataFrame) -> pd.DataFrame:
     table = merged.groupby("split")[list(GARMENTS)].mean().mul(100).round(1)
     table.insert(0, "images", merged.groupby("split").size())
     return table
+
+
+def split_rows(cache, split, name: str) -> np.ndarray:
+    """Row numbers of the cache's images in split ``name`` (``split``: image_id, split; ``cache``: a :class:`data.Cache`)."""
+    ids = set(split.loc[split["split"] == name, "image_id"])
+    rows = np.flatnonzero(cache.index["image_id"].isin(ids).to_numpy())
+    if not len(rows):
+        raise ValueError(f"the split has no '{name}' images in this cache")
+    return rows

@@ -20,7 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..data import Cache
-from ..data.loaders import split_rows
+from ..data.split import split_rows
 from ..data.targets import presence_targets
 from ..metrics import classification_scores, confusion_matrix, segmentation_scores
 from ..models import make_class_prior

@@ -58,8 +58,9 @@ def deviations(profile: str | Profile) -> pd.DataFrame:
     rows += [
         ("precision", "fp16 mixed precision on a GPU (fastai)",
          "bf16 autocast + channels-last on a CPU with native bfloat16 (DeepLabV3+: fp32), fp32 on other CPUs, fp16 on CUDA",
-         "1.5-2.5x faster than fp32 on such a CPU; each model's manifest.json records what it ran in; fp32 vs bf16 "
-         "measured by benchmarks/train_check.py --compare-precision (README)"),
+         "on such a CPU the train step runs about 2x faster than in fp32, a whole training with fastai's loop about "
+         "1.4x, with the same IoU (benchmarks/train_check.py --compare-precision, README); each model's "
+         "manifest.json records what it ran in"),
         ("max lr, phase 1 / phase 2", "10^? / lost in the text", f"{t.lr_frozen:g} / {t.lr_unfrozen:g}",
          "the exponents are lost; fastai's fine_tune defaults, phase 2 lower; the lr finder's curve is in chapter Training"),
         ("weight decay", "10^? (lost)", f"{t.wd:g}", "the exponent is lost; fastai's default"),

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..data.loaders import split_rows
+from ..data.split import split_rows
 from ..evaluation.predictor import Predictor
 from ..evaluation.scores import result_file
 from ..models.checkpoints import load_model
