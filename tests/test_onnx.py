@@ -15,7 +15,7 @@ from clothparse_lib.cli import PREDICT_OUTPUTS, main
 from clothparse_lib.evaluation import runtime
 from clothparse_lib.evaluation.parsing import Parser, resize_logits
 from clothparse_lib.evaluation.predictor import Predictor
-from clothparse_lib.models import MODEL_NAMES, PRIOR_MODELS, build_model
+from clothparse_lib.models import PRIOR_MODELS, build_model
 from clothparse_lib.models import export as E
 from clothparse_lib.models.checkpoints import atomic_save, file_sha256, load_model, make_checkpoint, read_checkpoint
 from clothparse_lib.taxonomy import CLASSES, COLORS, GARMENTS, known_garments
@@ -37,12 +37,18 @@ def _tiny_checkpoint(name: str, folder) -> "Path":  # noqa: F821
     return path
 
 
+# every U-Net variant and one smp baseline: the smp models share one wrapper (each export takes 8-25 s on 2 cores;
+# all eight names, trained, exported and compared in issue 20's note)
+EXPORTED = ("plain_unet", "extended", "class_branch_only", "branches", "fpn")
+
+
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    """Every model, untrained at 64x64, exported (the extended one beside an evaluation.json, as a run folder has)."""
+    """The models of :data:`EXPORTED`, untrained at 64x64, exported (the extended one beside an evaluation.json, as a
+    run folder has)."""
     folder = tmp_path_factory.mktemp("tiny")
     exported = {}
-    for name in MODEL_NAMES:
+    for name in EXPORTED:
         checkpoint = _tiny_checkpoint(name, folder)
         if name == "extended":
             (checkpoint.parent / "evaluation.json").write_text(json.dumps(EVALUATION))
@@ -55,8 +61,8 @@ EVALUATION = {"name": "test", "n_images": 7, "split": "test", "data": "refined",
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", MODEL_NAMES)
-def test_every_model_exports_with_the_prior_input_where_it_has_one(name, tiny):
+@pytest.mark.parametrize("name", EXPORTED)
+def test_each_model_exports_with_the_prior_input_where_it_has_one(name, tiny):
     checkpoint, onnx_file, card = tiny[name]
     onnx_model = runtime.OnnxModel(onnx_file, threads=1)
     assert onnx_model.takes_prior == (name in PRIOR_MODELS) == (card["prior"] is not None)
