@@ -36,8 +36,7 @@ import torch
 
 from clothparse_lib import settings
 from clothparse_lib.data.cache import build_cache
-from clothparse_lib.data.loaders import split_rows
-from clothparse_lib.data.split import load_split
+from clothparse_lib.data.split import load_split, split_rows
 from clothparse_lib.evaluation.parsing import resolve_checkpoint
 from clothparse_lib.evaluation.predictor import Predictor
 from clothparse_lib.evaluation.runtime import OnnxModel
