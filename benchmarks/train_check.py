@@ -36,7 +36,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from clothparse_lib.book.runner import chapter_times
+from clothparse_lib.book.records import chapter_times
 from clothparse_lib.data.loaders import training_dataloaders
 from clothparse_lib.data.prepared import prepare_dataset
 from clothparse_lib.evaluation.scores import evaluate

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import settings
+from . import runfolder, settings
 from .profiles import DRY_RUN_IMAGES, DRY_RUN_SIZE, DRY_RUN_SUFFIX, PROFILES, profile_names
 
 __all__ = ["DATA_DIR_DEFAULT", "RUNS_DIR_HELP", "PROFILE_HELP", "WAIT_HELP", "PREDICT_OUTPUTS", "build_parser", "main"]
@@ -281,33 +281,50 @@ def _book_run(args) -> int:
         print(f"clothparse book run: {e}", file=sys.stderr)
         return 1
     ran = [r.chapter for r in results if r.status == "executed"]
+    run_dir = settings.run_dir(profile, None, args.runs_dir)
     print(f"book ({profile}): {len(ran)} chapter(s) executed, {len(results) - len(ran)} unchanged, "
-          f"{time.perf_counter() - t:.0f} s")
+          f"{time.perf_counter() - t:.0f} s; executed chapters in {runfolder.book_dir(run_dir)} "
+          f"(clothparse book publish --profile {profile} copies them into the book)")
     if args.html:
-        return _book_build(argparse.Namespace(lenient=False, repository=args.repository, branch=args.branch), t)
+        return _book_build(argparse.Namespace(lenient=False, repository=args.repository, branch=args.branch,
+                                              profile=profile, runs_dir=args.runs_dir, run_dir=None), t)
     return 0
 
 
 def _book_references(args) -> int:
-    from .book.runner import ROOT, write_references
+    from .book.chapters import ROOT
+    from .book.runner import write_references
 
     for path in write_references(Path(args.dest) if args.dest else ROOT / "tests" / "notebooks"):
         print(path)
     return 0
 
 
+def _book_publish(args) -> int:
+    from .book.publish import publish
+
+    run_dir = _run_dir(args)
+    for path in publish(run_dir):
+        print(path)
+    print(f"published the chapters of {run_dir} into the book: review them with git diff, then commit")
+    return 0
+
+
 def _book_build(args, t0: float | None = None) -> int:
+    from .book.chapters import ROOT
+    from .book.html import build_html
     from .book.repository import repository_url
-    from .book.runner import ROOT, build_html
 
     t = t0 or time.perf_counter()
+    run_dir = _run_dir(args) if args.profile else None
     try:
         url = repository_url(ROOT, args.repository)
     except ValueError as e:
         print(f"clothparse book build: {e}", file=sys.stderr)
         return 2
     try:
-        html = build_html(warnings_are_errors=not args.lenient, quiet=True, repository=url or "none", branch=args.branch)
+        html = build_html(run_dir=run_dir, warnings_are_errors=not args.lenient, quiet=True, repository=url or "none",
+                          branch=args.branch)
     except subprocess.CalledProcessError as e:
         print(f"clothparse book build: jupyter-book failed (exit {e.returncode}); see its messages above", file=sys.stderr)
         return 1
@@ -413,7 +430,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("book", help="run the book's chapters with papermill and render them with jupyter-book")
     bsub = b.add_subparsers(dest="book_command", required=True)
-    br = bsub.add_parser("run", help="execute the chapters in order (unchanged ones are skipped)")
+    br = bsub.add_parser("run", help="execute the chapters in order into <run>/book (unchanged ones are skipped); "
+                         "the checkout is left as it is")
     br.add_argument("--profile", default="demo", help=PROFILE_HELP)
     br.add_argument("--dry-run", action="store_true",
                     help=f"the profile's code path on {DRY_RUN_IMAGES} images at {DRY_RUN_SIZE[0]}x{DRY_RUN_SIZE[1]}, 1 epoch, "
@@ -428,13 +446,20 @@ def build_parser() -> argparse.ArgumentParser:
     br.add_argument("--data-dir", help=f"folder holding ccp/ or imaterialist/ (default {DATA_DIR_DEFAULT})")
     br.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                     help="another papermill parameter (VALUE read as JSON when it parses, else as text)")
-    br.add_argument("--html", action="store_true", help="then render the book (jupyter-book build)")
+    br.add_argument("--html", action="store_true", help="then render the run's chapters (book build --profile)")
     _repository_arguments(br)
     br.set_defaults(func=_book_run)
     bf = bsub.add_parser("references", help="re-make nbval's references: the chapters executed with the smoke profile")
     bf.add_argument("--dest", default=None, help="folder (default tests/notebooks)")
     bf.set_defaults(func=_book_references)
-    bb = bsub.add_parser("build", help="render the executed chapters to _build/html (warnings are errors)")
+    bp = bsub.add_parser("publish", help="copy a finished run's executed chapters into the book (book/*.ipynb)")
+    bp.add_argument("--profile", default="demo", help=PROFILE_HELP)
+    _run_folder_arguments(bp)
+    bp.set_defaults(func=_book_publish)
+    bb = bsub.add_parser("build", help="render the book's chapters (default: the committed ones, to _build/html) "
+                         "or a run's (--profile) to <run>/site/_build/html; warnings are errors")
+    bb.add_argument("--profile", help="render the chapters this profile's run executed (book run), not the book's")
+    _run_folder_arguments(bb)
     bb.add_argument("--lenient", action="store_true", help="do not treat Sphinx warnings as errors")
     _repository_arguments(bb)
     bb.set_defaults(func=_book_build)

@@ -91,14 +91,21 @@ def _statuses(results):
     return {r.chapter: r.status for r in results}
 
 
+def _executed(tmp_path, chapter, profile="smoke"):
+    return tmp_path / "runs" / profile / "book" / f"{chapter}.ipynb"
+
+
 def test_runner_skips_unchanged_chapters_and_reruns_downstream(tmp_path):
     root = _tiny_book(tmp_path, {"a": ["x = 1"], "b": ["print('profile', profile)"]})
     run = lambda **kw: book.run_book("smoke", root=root, runs_dir=tmp_path / "runs", chapters=("a", "b"),
                                      progress=False, jobs=1, **kw)
     assert _statuses(run()) == {"a": "executed", "b": "executed"}
-    b = _read(root / "book" / "b.ipynb")
+    b = _read(_executed(tmp_path, "b"))
     assert "profile smoke" in b.cells[-1].outputs[0]["text"]
+    assert not _read(root / "book" / "b.ipynb").cells[-1].outputs, "the book's own chapters are left as they are"
     assert _statuses(run()) == {"a": "skipped", "b": "skipped"}
+    _executed(tmp_path, "b").unlink()  # a run folder without an executed chapter executes it again
+    assert _statuses(run()) == {"a": "skipped", "b": "executed"}
     _tiny_book(tmp_path, {"b": ["print('profile', profile, 2)"]})  # only the second chapter changed
     assert _statuses(run()) == {"a": "skipped", "b": "executed"}
     _tiny_book(tmp_path, {"a": ["x = 2"]})  # a change upstream re-runs what follows
@@ -109,13 +116,12 @@ def test_runner_skips_unchanged_chapters_and_reruns_downstream(tmp_path):
 
 
 def test_training_wall_time_adds_up_over_resumed_sessions(tmp_path):
-    from clothparse_lib.book.runner import _record_time
+    from clothparse_lib.book.records import record_time
 
-    path = tmp_path / "book-times.csv"
-    _record_time(path, "trainings (concurrent)", 100.0, add=True)
-    _record_time(path, "intro", 5.0)
-    _record_time(path, "trainings (concurrent)", 20.5, add=True)  # a second session trained the rest
-    _record_time(path, "intro", 3.0)  # a chapter's latest execution replaces the earlier
+    record_time(tmp_path, "trainings (concurrent)", 100.0, add=True)
+    record_time(tmp_path, "intro", 5.0)
+    record_time(tmp_path, "trainings (concurrent)", 20.5, add=True)  # a second session trained the rest
+    record_time(tmp_path, "intro", 3.0)  # a chapter's latest execution replaces the earlier
     assert book.chapter_times(tmp_path)["seconds"].to_dict() == {"intro": 3.0, "trainings (concurrent)": 120.5}
 
 
@@ -131,7 +137,7 @@ def test_runner_reports_the_failing_cell_and_resumes_from_it(tmp_path):
     partial = _read(e.notebook)
     assert partial.cells[1].execution_count is not None  # what ran before the failure is kept
     with pytest.raises(RuntimeError, match="chapter 'b' is not rendered: its execution failed"):
-        book.build_html(root)
+        book.build_html(root, run_dir=tmp_path / "runs" / "smoke")
     assert "c" not in book.chapter_times(tmp_path / "runs" / "smoke").index
     _tiny_book(tmp_path, {"b": ["y = 2"]})
     assert _statuses(run(start="b")) == {"a": "skipped", "b": "executed", "c": "executed"}
@@ -168,9 +174,33 @@ def test_killed_chapter_is_re_executed_and_never_rendered(tmp_path, monkeypatch)
     monkeypatch.undo()
     assert "a" not in json.loads((tmp_path / "runs" / "smoke" / "book-stamps.json").read_text())
     with pytest.raises(RuntimeError, match="chapter 'a' is not rendered: its execution did not finish"):
-        book.build_html(root)
+        book.build_html(root, run_dir=tmp_path / "runs" / "smoke")
+    with pytest.raises(RuntimeError, match="a: its execution did not finish"):
+        book.publish(tmp_path / "runs" / "smoke", root, chapters=("a", "b"))
     assert _statuses(run()) == {"a": "executed", "b": "skipped"}
-    assert book.unfinished(_read(root / "book" / "a.ipynb")) is None
+    assert book.unfinished(_read(_executed(tmp_path, "a"))) is None
+
+
+def test_a_finished_run_is_published_into_the_book_whole_or_not_at_all(tmp_path):
+    """`book publish`: the run's executed chapters replace the book's, only when each one finished and was executed
+    from the book's current cells; a refusal writes nothing."""
+    from clothparse_lib.cli import main
+
+    root = _tiny_book(tmp_path, {"a": ["x = 1"], "b": ["print(profile)"]})
+    run_dir = tmp_path / "runs" / "smoke"
+    with pytest.raises(RuntimeError, match="a: not executed; b: not executed"):
+        book.publish(run_dir, root, chapters=("a", "b"))
+    assert main(["book", "publish", "--profile", "smoke", "--run-dir", str(run_dir)]) == 2  # the book's chapters
+    book.run_book("smoke", root=root, runs_dir=tmp_path / "runs", chapters=("a", "b"), progress=False, jobs=1)
+    _tiny_book(tmp_path, {"b": ["print(profile, 2)"]})  # the book changed after the run
+    before = {c: (root / "book" / f"{c}.ipynb").read_bytes() for c in "ab"}
+    with pytest.raises(RuntimeError, match="b: executed from other cells than the book's"):
+        book.publish(run_dir, root, chapters=("a", "b"))
+    assert {c: (root / "book" / f"{c}.ipynb").read_bytes() for c in "ab"} == before
+    book.run_book("smoke", root=root, runs_dir=tmp_path / "runs", chapters=("a", "b"), progress=False, jobs=1)
+    assert book.publish(run_dir, root, chapters=("a", "b")) == [root / "book" / "a.ipynb", root / "book" / "b.ipynb"]
+    assert "smoke 2" in _read(root / "book" / "b.ipynb").cells[-1].outputs[0]["text"]
+    assert 'profile = "smoke"' in _injected(root / "book" / "b.ipynb")
 
 
 def test_the_runner_holds_its_run_folder_and_its_chapters_train(tmp_path):
@@ -187,7 +217,7 @@ def test_the_runner_holds_its_run_folder_and_its_chapters_train(tmp_path):
     run = lambda: book.run_book("smoke", root=root, runs_dir=tmp_path / "runs", chapters=("a",), progress=False,
                                 jobs=1, force=True)
     assert _statuses(run()) == {"a": "executed"}
-    outputs = "".join(o.get("text", "") for c in _read(root / "book" / "a.ipynb").cells for o in c.get("outputs", []))
+    outputs = "".join(o.get("text", "") for c in _read(_executed(tmp_path, "a")).cells for o in c.get("outputs", []))
     assert f"in use by process {os.getpid()}" in outputs and "training" in outputs
     holder = subprocess.Popen([sys.executable, "-c", "import sys\nfrom clothparse_lib.locks import folder_lock\n"
                                "with folder_lock(sys.argv[1]):\n    print('held', flush=True)\n    sys.stdin.read()",
@@ -412,11 +442,9 @@ def test_smoke_book_without_a_github_remote_has_no_repository_buttons(tmp_path, 
 def test_published_profile_dry_run_runs_the_whole_book_with_concurrent_trainings(tmp_path, ccp_root):
     """The published profile's whole path in minutes: CCP, the planned trainings two at a time, every chapter,
     verdicts (their table and figure)."""
-    book.copy_chapters(tmp_path)
     profile = book.PUBLISHED_PROFILE + "-dry"
     t = time.perf_counter()
-    results = book.run_book(profile, root=tmp_path, runs_dir=tmp_path / "runs", data_dir=ccp_root.parent, jobs=2,
-                            progress=False)
+    results = book.run_book(profile, runs_dir=tmp_path / "runs", data_dir=ccp_root.parent, jobs=2, progress=False)
     print(f"{profile} book: {time.perf_counter() - t:.0f} s")
     assert [r.status for r in results] == ["executed"] * len(book.CHAPTERS)
     run_dir = tmp_path / "runs" / profile
@@ -424,7 +452,7 @@ def test_published_profile_dry_run_runs_the_whole_book_with_concurrent_trainings
     run = Run.open(profile, run_dir, str(ccp_root.parent))
     planned = planned_trainings(run)
     assert len(planned) == len(set(planned)) >= 9 and all(run.evaluated(*job) for job in planned)
-    intro = _read(tmp_path / "book" / "intro.ipynb")
+    intro = _read(_executed(tmp_path, "intro", profile))
     claims = next(c for c in intro.cells if c.source == "viz.verdict_table(claims)").outputs[-1]["data"]["text/html"]
     assert "skirt → dress" in claims and "Our model beats Plain U-Net" in claims and "low (95 %)" in claims
     assert any(v in claims for v in ("reproduced", "inconclusive")) and "background-color: #" in claims

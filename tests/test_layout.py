@@ -11,7 +11,7 @@ import pytest
 LIB = Path(__file__).resolve().parents[1] / "clothparse_lib"
 # Each package (or top-level module) may import only from its own layer or the layers below it.
 LAYERS = {"settings": 0, "taxonomy": 0, "profiles": 0, "paper": 0, "provenance": 0, "metrics": 0, "storage": 0,
-          "locks": 0, "data": 1, "models": 2,
+          "locks": 0, "runfolder": 0, "data": 1, "models": 2,
           "training": 3, "evaluation": 4, "refinement": 4, "results": 5, "book": 6, "cli": 7}
 MODULES = sorted(p for p in LIB.rglob("*.py") if "__pycache__" not in p.parts)
 
