@@ -98,6 +98,26 @@ def _two_threads():
     torch.set_num_threads(_threads())
 
 
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    """The smoke profile shrunk (24 synthetic images at 32x32, random encoder) and its prepared data, on one thread
+    (tiny trainings are as fast, and far faster on cores others use too): seconds per training."""
+    from dataclasses import replace
+
+    import torch
+
+    from clothparse_lib.data.prepared import prepare_dataset
+    from clothparse_lib.profiles import get_profile
+
+    smoke = get_profile("smoke")
+    profile = replace(smoke, size=(32, 32), source_params={"n": 24, "seed": 0, "height": 64, "width": 64},
+                      train=replace(smoke.train, weights=None))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield profile, prepare_dataset(profile, run_dir=tmp_path_factory.mktemp("tiny"), progress=False)
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def smoke_run():
     """The smoke profile's run folder, its models trained before the first test (:func:`pytest_collection_finish`),

@@ -5,7 +5,7 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
-from test_persons import CountingDetector  # noqa: E402 - tests/ is on sys.path (pytest's rootdir import mode)
+from test_refinement_persons import CountingDetector  # noqa: E402 - tests/ is on sys.path (pytest's rootdir import mode)
 
 from clothparse_lib.data import DataError, Sample, build_cache
 from clothparse_lib.data.ccp import CCPSource
