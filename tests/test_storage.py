@@ -70,3 +70,16 @@ def test_a_cache_build_on_a_full_disk_stops_in_one_line(full_disk, tmp_path, cap
     assert code == 2 and len(err.splitlines()) == 1, err
     assert f"error: no space left on the device of {full_disk}: writing the cache synthetic-96x64-" in err
     assert "needs 2.2 MB" in err and os.listdir(full_disk) == []
+
+
+def test_a_staged_folder_replaces_the_old_one_whole_or_not_at_all(tmp_path):
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / "old").write_text("old")
+    with pytest.raises(RuntimeError):
+        with storage.staged_folder(tmp_path / "cache") as tmp:
+            (tmp / "new").write_text("half")
+            raise RuntimeError("killed while filling it")
+    assert sorted(os.listdir(tmp_path)) == ["cache"] and os.listdir(tmp_path / "cache") == ["old"]
+    with storage.staged_folder(tmp_path / "cache") as tmp:
+        (tmp / "new").write_text("new")
+    assert sorted(os.listdir(tmp_path)) == ["cache"] and os.listdir(tmp_path / "cache") == ["new"]
