@@ -23,7 +23,7 @@ browser:  ## Debian's chromium for the browser test (needs root; otherwise that 
 	@scripts/install_chromium.sh
 
 test: setup browser  ## the test suite, nbval's re-execution of the chapters and the browser test (CCP tests need CLOTHPARSE_DATA_DIR)
-	$(PY) -m pytest
+	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: setup  ## benchmarks: printed figures, not tests
 	$(PY) benchmarks/bench_data.py

@@ -142,13 +142,14 @@ def test_compile_is_done_per_phase(tiny_data, tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_compiled_real_model_trains(tiny_data, tmp_path, monkeypatch):
+    """The real model compiled, one phase (a compile per phase: test_compile_is_done_per_phase)."""
     profile, prepared = tiny_data
     monkeypatch.setattr(loop, "COMPILE_BACKEND", "aot_eager")
+    settings = replace(profile.train, compile=True, epochs_unfrozen=0)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            folder = loop.train_model(prepared, "extended", replace(profile.train, compile=True), tmp_path,
-                                      device="cpu", progress=False)
+            folder = loop.train_model(prepared, "extended", settings, tmp_path, device="cpu", progress=False)
         assert np.isfinite(pd.read_csv(folder / "history.csv")["valid_loss"]).all()
     finally:
         torch._dynamo.reset()
