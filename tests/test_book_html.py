@@ -110,7 +110,7 @@ def _smoke_book(root: Path, origin: str | None, monkeypatch, as_run: bool = Fals
 @pytest.mark.slow
 def test_smoke_book_renders_and_opens_in_chromium(tmp_path, monkeypatch):
     """The smoke book (nbval's references: the chapters as the runner executed them with the smoke profile, which
-    nbval re-executes above) rendered with warnings as errors from a checkout whose origin is on GitHub, every page
+    nbval re-executes) rendered as a run's chapters, warnings as errors, from a checkout whose origin is on GitHub, every page
     opened in a browser: tables and images, the References page listing every entry, citations linking to it, the
     repository, issue, download and launch buttons pointing at the origin."""
     chromium = _chromium()
