@@ -36,6 +36,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from clothparse_lib.runfolder import best_checkpoint
 from clothparse_lib.book.records import chapter_times
 from clothparse_lib.data.loaders import training_dataloaders
 from clothparse_lib.data.prepared import prepare_dataset
@@ -127,7 +128,7 @@ def compare_precision(prepared, model: str, settings, device: str, steps: int, s
             folder = train_model(prepared, model, s, run, seed=seed, device=device, progress=False, tag=f"{name}-{seed}")
             seconds = time.perf_counter() - t
             history = pd.read_csv(folder / "history.csv")
-            test = evaluate(load_model(folder / "best.pt", device), prepared.cache, prepared.split, progress=False)
+            test = evaluate(load_model(best_checkpoint(folder), device), prepared.cache, prepared.split, progress=False)
             rows[name].append({"seed": seed, "seconds": seconds, "epoch seconds": history["seconds"].mean(),
                                "valid": 100 * history["valid_iou_excl_bg"].max(),
                                "test": 100 * test.scores()["none"]["iou_excl_bg"]})
@@ -204,7 +205,7 @@ def main() -> None:
         other = replace(settings, data_on_device="off" if placement != "fastai" else "device")
         other_loop, other_seconds, _, _, other_placement = timed_training(prepared, args.model, other, Path(run),
                                                                           args.device, "other")
-        scores = evaluate(load_model(folder / "best.pt", args.device), prepared.cache, prepared.split,
+        scores = evaluate(load_model(best_checkpoint(folder), args.device), prepared.cache, prepared.split,
                           progress=False).scores()["none"]
     device = torch.cuda.get_device_name() if cuda else "cpu (dry run)"
     precision = resolve_precision(settings.precision, args.device, args.model)

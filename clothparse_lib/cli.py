@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from . import runfolder, settings
-from .profiles import DRY_RUN_IMAGES, DRY_RUN_SIZE, DRY_RUN_SUFFIX, PROFILES, profile_names
+from .profiles import DRY_RUN_IMAGES, DRY_RUN_SIZE, DRY_RUN_SUFFIX, PROFILES, get_profile, profile_names
 
 __all__ = ["DATA_DIR_DEFAULT", "RUNS_DIR_HELP", "PROFILE_HELP", "WAIT_HELP", "PREDICT_OUTPUTS", "build_parser", "main"]
 
@@ -24,8 +24,8 @@ WAIT_HELP = "wait for another process using the {} to end (default: stop, naming
 def _prepare(args) -> int:
     from .data.prepared import prepare_dataset
 
-    prepared = prepare_dataset(args.profile, data_dir=args.data_dir, run_dir=_run_dir(args), cache_dir=args.cache_dir,
-                               size=args.size, workers=args.workers, progress=not args.quiet)
+    prepared = prepare_dataset(get_profile(args.profile), data_dir=args.data_dir, run_dir=_run_dir(args),
+                               cache_dir=args.cache_dir, size=args.size, workers=args.workers, progress=not args.quiet)
     cache, manifest = prepared.cache, prepared.cache.manifest
     print(f"profile {prepared.profile.name}: {len(cache)} images of {manifest['source']} cached at "
           f"{cache.size[0]}x{cache.size[1]} in {cache.path}")
@@ -48,11 +48,10 @@ def _download(args) -> int:
     return 0
 
 
-def _settings(args):
-    """The profile's training settings with the command line's overrides."""
+def _settings(args, profile=None):
+    """The training settings of ``profile`` (default: the one ``args`` names) with the command line's overrides."""
     from dataclasses import replace
 
-    from .profiles import get_profile
     overrides = {k: v for k, v in {"encoder": args.encoder, "epochs_frozen": args.epochs_frozen,
                                    "epochs_unfrozen": args.epochs_unfrozen, "batch_size": args.batch_size,
                                    "lr_frozen": args.lr_frozen, "lr_unfrozen": args.lr_unfrozen}.items() if v is not None}
@@ -65,7 +64,7 @@ def _settings(args):
         overrides["compile"] = True
     if getattr(args, "no_cudnn_benchmark", False):
         overrides["cudnn_benchmark"] = False
-    return replace(get_profile(args.profile).train, **overrides)
+    return replace((profile or get_profile(args.profile)).train, **overrides)
 
 
 def _run_dir(args):
@@ -76,7 +75,8 @@ def _train(args) -> int:
     from .data.prepared import prepare_dataset
     from .training.loop import train_model
 
-    train_settings = _settings(args)
+    profile = get_profile(args.profile)
+    train_settings = _settings(args, profile)
     ctx = None
     if args.distributed:  # rank 0 prepares the data first, the others then find it cached
         from .training.distributed import start
@@ -84,7 +84,7 @@ def _train(args) -> int:
     try:
         if ctx is not None and not ctx.main:
             ctx.barrier()
-        prepared = prepare_dataset(args.profile, data_dir=args.data_dir, run_dir=_run_dir(args),
+        prepared = prepare_dataset(profile, data_dir=args.data_dir, run_dir=_run_dir(args),
                                    progress=not args.quiet and (ctx is None or ctx.main))
         if ctx is not None and ctx.main:
             ctx.barrier()
@@ -104,9 +104,10 @@ def _evaluate(args) -> int:
     from .data.prepared import prepare_dataset
     from .evaluation.scores import evaluate, load_checked, save_evaluation
 
-    prepared = prepare_dataset(args.profile, data_dir=args.data_dir, run_dir=_run_dir(args), progress=not args.quiet)
+    prepared = prepare_dataset(get_profile(args.profile), data_dir=args.data_dir, run_dir=_run_dir(args),
+                               progress=not args.quiet)
     for name in args.model:
-        folder = _run_dir(args) / "models" / name
+        folder = runfolder.model_dir(_run_dir(args), name)
         model = load_checked(folder / f"{args.checkpoint}.pt", args.device, model=name, profile=prepared.profile.name)
         result = evaluate(model, prepared.cache, prepared.split, args.split, progress=not args.quiet)
         path = save_evaluation(result, folder, args.split, {"split": args.split, "checkpoint": args.checkpoint})
@@ -204,8 +205,8 @@ def _refine(args) -> int:
     print(refinement.summary(run).to_string())
     if review:
         refinement.review_gallery(run).savefig(run.run_dir / "review.png", dpi=80)
-    print(f"refined index: {run.run_dir / 'refined_index.csv'}; "
-          f"review list ({review} images): {run.run_dir / 'review.csv'}")
+    print(f"refined index: {runfolder.refined_index_file(run.run_dir)}; "
+          f"review list ({review} images): {runfolder.review_file(run.run_dir)}")
     return 0
 
 
@@ -261,7 +262,6 @@ def _book_run(args) -> int:
 
     from .book.runner import ChapterFailed, run_book
     from .data.ccp import locate
-    from .profiles import get_profile
 
     def value(text):
         try:
@@ -270,8 +270,8 @@ def _book_run(args) -> int:
             return text
 
     t = time.perf_counter()
-    profile = args.profile + DRY_RUN_SUFFIX if args.dry_run else args.profile
-    if get_profile(profile).source == "ccp":  # fetched here (progress bar in the terminal) when it is missing
+    profile = get_profile(args.profile + DRY_RUN_SUFFIX if args.dry_run else args.profile)
+    if profile.source == "ccp":  # fetched here (progress bar in the terminal) when it is missing
         locate(args.data_dir)
     try:
         results = run_book(profile, runs_dir=args.runs_dir, data_dir=args.data_dir, start=args.start,
@@ -281,13 +281,13 @@ def _book_run(args) -> int:
         print(f"clothparse book run: {e}", file=sys.stderr)
         return 1
     ran = [r.chapter for r in results if r.status == "executed"]
-    run_dir = settings.run_dir(profile, None, args.runs_dir)
-    print(f"book ({profile}): {len(ran)} chapter(s) executed, {len(results) - len(ran)} unchanged, "
+    run_dir = settings.run_dir(profile.name, None, args.runs_dir)
+    print(f"book ({profile.name}): {len(ran)} chapter(s) executed, {len(results) - len(ran)} unchanged, "
           f"{time.perf_counter() - t:.0f} s; executed chapters in {runfolder.book_dir(run_dir)} "
-          f"(clothparse book publish --profile {profile} copies them into the book)")
+          f"(clothparse book publish --profile {profile.name} copies them into the book)")
     if args.html:
         return _book_build(argparse.Namespace(lenient=False, repository=args.repository, branch=args.branch,
-                                              profile=profile, runs_dir=args.runs_dir, run_dir=None), t)
+                                              profile=profile.name, runs_dir=args.runs_dir, run_dir=None), t)
     return 0
 
 

@@ -6,9 +6,10 @@ from test_book import _read
 from test_book_runner import _executed
 
 from clothparse_lib import book
-from clothparse_lib.models.checkpoints import tag
+from clothparse_lib.profiles import get_profile
 from clothparse_lib.results.plan import planned_trainings
 from clothparse_lib.results.run import Run
+from clothparse_lib.runfolder import tag
 
 
 @pytest.mark.slow
@@ -18,7 +19,7 @@ def test_published_profile_dry_run_runs_the_whole_book_with_concurrent_trainings
     verdicts (their table and figure)."""
     profile = book.PUBLISHED_PROFILE + "-dry"
     t = time.perf_counter()
-    results = book.run_book(profile, runs_dir=tmp_path / "runs", data_dir=ccp_root.parent, jobs=2, progress=False)
+    results = book.run_book(get_profile(profile), runs_dir=tmp_path / "runs", data_dir=ccp_root.parent, jobs=2, progress=False)
     print(f"{profile} book: {time.perf_counter() - t:.0f} s")
     assert [r.status for r in results] == ["executed"] * len(book.CHAPTERS)
     run_dir = tmp_path / "runs" / profile

@@ -12,6 +12,9 @@ from nbformat.v4 import new_code_cell, new_notebook
 from test_book import _injected, _read  # noqa: E402 - tests/ is on sys.path
 
 from clothparse_lib import book
+from clothparse_lib.profiles import get_profile
+
+SMOKE = get_profile("smoke")
 
 # a book of tiny chapters (jobs=1: no trainings before them)
 
@@ -36,7 +39,7 @@ def _executed(tmp_path, chapter, profile="smoke"):
 
 def test_runner_skips_unchanged_chapters_and_reruns_downstream(tmp_path):
     root = _tiny_book(tmp_path, {"a": ["x = 1"], "b": ["print('profile', profile)"]})
-    run = lambda **kw: book.run_book("smoke", root=root, runs_dir=tmp_path / "runs", chapters=("a", "b"),
+    run = lambda **kw: book.run_book(SMOKE, root=root, runs_dir=tmp_path / "runs", chapters=("a", "b"),
                                      progress=False, jobs=1, **kw)
     assert _statuses(run()) == {"a": "executed", "b": "executed"}
     b = _read(_executed(tmp_path, "b"))
@@ -66,7 +69,7 @@ def test_training_wall_time_adds_up_over_resumed_sessions(tmp_path):
 
 def test_runner_reports_the_failing_cell_and_resumes_from_it(tmp_path):
     root = _tiny_book(tmp_path, {"a": ["x = 1"], "b": ["y = 2", "raise ValueError('boom')"], "c": ["z = 3"]})
-    run = lambda **kw: book.run_book("smoke", root=root, runs_dir=tmp_path / "runs", chapters=("a", "b", "c"),
+    run = lambda **kw: book.run_book(SMOKE, root=root, runs_dir=tmp_path / "runs", chapters=("a", "b", "c"),
                                      progress=False, jobs=1, **kw)
     with pytest.raises(book.ChapterFailed) as failure:
         run()
@@ -83,7 +86,7 @@ def test_runner_reports_the_failing_cell_and_resumes_from_it(tmp_path):
     with pytest.raises(ValueError, match="unknown chapter"):
         run(start="nope")
     with pytest.raises(ValueError, match="unknown profile"):
-        book.run_book("nope", root=root, chapters=("a",))
+        book.run_book(get_profile("nope"), root=root, chapters=("a",))
 
 
 class Killed(Exception):
@@ -96,7 +99,7 @@ def test_killed_chapter_is_re_executed_and_never_rendered(tmp_path, monkeypatch)
     import papermill
 
     root = _tiny_book(tmp_path, {"a": ["x = 1"], "b": ["y = 2"]})
-    run = lambda **kw: book.run_book("smoke", root=root, runs_dir=tmp_path / "runs", chapters=("a", "b"),
+    run = lambda **kw: book.run_book(SMOKE, root=root, runs_dir=tmp_path / "runs", chapters=("a", "b"),
                                      progress=False, jobs=1, **kw)
     run()
 
@@ -130,13 +133,13 @@ def test_a_finished_run_is_published_into_the_book_whole_or_not_at_all(tmp_path)
     with pytest.raises(RuntimeError, match="a: not executed; b: not executed"):
         book.publish(run_dir, root, chapters=("a", "b"))
     assert main(["book", "publish", "--profile", "smoke", "--run-dir", str(run_dir)]) == 2  # the book's chapters
-    book.run_book("smoke", root=root, runs_dir=tmp_path / "runs", chapters=("a", "b"), progress=False, jobs=1)
+    book.run_book(SMOKE, root=root, runs_dir=tmp_path / "runs", chapters=("a", "b"), progress=False, jobs=1)
     _tiny_book(tmp_path, {"b": ["print(profile, 2)"]})  # the book changed after the run
     before = {c: (root / "book" / f"{c}.ipynb").read_bytes() for c in "ab"}
     with pytest.raises(RuntimeError, match="b: executed from other cells than the book's"):
         book.publish(run_dir, root, chapters=("a", "b"))
     assert {c: (root / "book" / f"{c}.ipynb").read_bytes() for c in "ab"} == before
-    book.run_book("smoke", root=root, runs_dir=tmp_path / "runs", chapters=("a", "b"), progress=False, jobs=1)
+    book.run_book(SMOKE, root=root, runs_dir=tmp_path / "runs", chapters=("a", "b"), progress=False, jobs=1)
     assert book.publish(run_dir, root, chapters=("a", "b")) == [root / "book" / "a.ipynb", root / "book" / "b.ipynb"]
     assert "smoke 2" in _read(root / "book" / "b.ipynb").cells[-1].outputs[0]["text"]
     assert 'profile = "smoke"' in _injected(root / "book" / "b.ipynb")
@@ -153,7 +156,7 @@ def test_the_runner_holds_its_run_folder_and_its_chapters_train(tmp_path):
         "try:\n    with folder_lock(run):\n        raise AssertionError('the run folder is not held')\n"
         "except FolderLocked as e:\n    print(e)",
         "with folder_lock(os.path.join(run, 'models', 'plain_unet-refined')):\n    print('training')"]})
-    run = lambda: book.run_book("smoke", root=root, runs_dir=tmp_path / "runs", chapters=("a",), progress=False,
+    run = lambda: book.run_book(SMOKE, root=root, runs_dir=tmp_path / "runs", chapters=("a",), progress=False,
                                 jobs=1, force=True)
     assert _statuses(run()) == {"a": "executed"}
     outputs = "".join(o.get("text", "") for c in _read(_executed(tmp_path, "a")).cells for o in c.get("outputs", []))
@@ -175,5 +178,5 @@ def test_a_full_disk_stops_the_book_in_one_line(tmp_path):
 
     root = _tiny_book(tmp_path, {"a": ["raise OSError(28, 'No space left on device')"]})
     with pytest.raises(DiskFull) as full:
-        book.run_book("smoke", root=root, runs_dir=tmp_path / "runs", chapters=("a",), progress=False, jobs=1)
+        book.run_book(SMOKE, root=root, runs_dir=tmp_path / "runs", chapters=("a",), progress=False, jobs=1)
     assert str(full.value).startswith("chapter 'a': [Errno 28] No space left") and "\n" not in str(full.value)

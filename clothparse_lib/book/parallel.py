@@ -17,10 +17,10 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from ..models.checkpoints import tag
 from ..profiles import get_profile
 from ..results.plan import planned_trainings
 from ..results.run import Run
+from ..runfolder import tag
 from ..storage import DiskFull
 
 __all__ = ["GPU_MEMORY_PER_JOB", "MAX_JOBS", "default_jobs", "TrainingsFailed", "train_concurrently"]

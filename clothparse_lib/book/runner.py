@@ -26,6 +26,7 @@ from pathlib import Path
 
 from .. import runfolder, settings
 from ..locks import folder_lock
+from ..profiles import Profile, get_profile
 from ..storage import DiskFull
 from .chapters import CHAPTERS, ROOT
 from .notebooks import tidy
@@ -62,10 +63,11 @@ class ChapterRun:
     seconds: float
 
 
-def run_book(profile: str, root: Path = ROOT, runs_dir=None, data_dir=None, start: str | None = None,
+def run_book(profile: Profile, root: Path = ROOT, runs_dir=None, data_dir=None, start: str | None = None,
              force: bool = False, parameters: dict | None = None, chapters=CHAPTERS,
              progress: bool = True, jobs: int | None = None, wait: bool = False) -> list[ChapterRun]:
-    """Execute ``<root>/book/<chapter>.ipynb`` with papermill into the run folder's book, in order; returns what ran.
+    """Execute ``<root>/book/<chapter>.ipynb`` with ``profile`` (papermill's ``profile`` parameter: its name) into the
+    run folder's book, in order; returns what ran.
 
     ``runs_dir``: parent of the run folder ``<runs_dir>/<profile>`` (default ``$CLOTHPARSE_RUNS_DIR``, else
     ``<root>/runs``); ``data_dir``: default ``$CLOTHPARSE_DATA_DIR``; ``parameters``: more papermill parameters;
@@ -73,9 +75,6 @@ def run_book(profile: str, root: Path = ROOT, runs_dir=None, data_dir=None, star
     :func:`parallel.default_jobs`; 1: none, the chapters train what they need one at a time); ``wait``: for another
     process holding the run folder's lock, instead of raising :class:`locks.FolderLocked`.
     """
-    from ..profiles import get_profile
-
-    get_profile(profile)  # a clear error for an unknown profile, before anything runs
     if start is not None and start not in chapters:
         raise ValueError(f"unknown chapter {start!r}; chapters: {', '.join(chapters)}")
     source = Path(root).resolve() / "book"
@@ -83,8 +82,8 @@ def run_book(profile: str, root: Path = ROOT, runs_dir=None, data_dir=None, star
     if missing:
         raise FileNotFoundError(f"chapters not found in {source}: {', '.join(missing)}")
     runs = settings.runs_dir(runs_dir).resolve()
-    run_dir = runs / profile
-    params = {"profile": profile, **(parameters or {})}
+    run_dir = runs / profile.name
+    params = {"profile": profile.name, **(parameters or {})}
     with folder_lock(run_dir, wait), _environment(**{settings.RUNS_DIR_VAR: runs,
                                                      settings.DATA_DIR_VAR: Path(data_dir).resolve() if data_dir else None}):
         _train_first(profile, run_dir, jobs, progress)
@@ -137,7 +136,7 @@ def _execute_chapter(name: str, source: Path, out: Path, params: dict, progress:
     return time.perf_counter() - t
 
 
-def _train_first(profile: str, run_dir: Path, jobs: int | None, progress: bool) -> None:
+def _train_first(profile: Profile, run_dir: Path, jobs: int | None, progress: bool) -> None:
     """With several jobs, every model the book needs is trained (and evaluated) before the chapters run."""
     from ..results.run import Run
     from .parallel import TrainingsFailed, default_jobs, train_concurrently
@@ -153,7 +152,7 @@ def _train_first(profile: str, run_dir: Path, jobs: int | None, progress: bool) 
             last = now
 
         try:
-            trained = train_concurrently(Run.open(profile, run_dir, progress=progress), jobs, progress=progress,
+            trained = train_concurrently(Run(profile, run_dir, progress=progress), jobs, progress=progress,
                                          on_done=record)
         except TrainingsFailed as e:  # the chapters train the failed ones again, one at a time, and show any error
             print(f"[book] {e}\n[book] the chapters will train these one at a time", file=sys.stderr, flush=True)
@@ -172,7 +171,7 @@ def write_references(dest: Path = ROOT / "tests" / "notebooks", runs_dir=None, c
     dest.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="clothparse-references-") as tmp:
         runs = Path(runs_dir or tmp)
-        run_book("smoke", runs_dir=runs, force=True, chapters=chapters)
+        run_book(get_profile("smoke"), runs_dir=runs, force=True, chapters=chapters)
         for name in chapters:
             shutil.copyfile(runfolder.book_dir(runs / "smoke") / f"{name}.ipynb", dest / f"{name}.ipynb")
     return [dest / f"{name}.ipynb" for name in chapters]

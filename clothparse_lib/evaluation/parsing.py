@@ -25,6 +25,7 @@ from typing import Protocol
 
 import numpy as np
 
+from .. import runfolder
 from ..data.base import read_rgb, region_box
 from ..taxonomy import CLASS_INDEX, GARMENTS, colorize, known_garments, parse_classes
 
@@ -73,15 +74,13 @@ def resolve_checkpoint(checkpoint: str | Path, run_dir: str | Path) -> Path:
     """A checkpoint file, or the ``best.pt`` of a model of the run folder ``run_dir``: a folder name of
     ``models/`` (``extended`` as ``clothparse train`` names it, ``plain_unet-base``...), else the model's
     training on the refined data that the book's tables use (``extended`` -> ``models/extended-refined``)."""
-    from ..models.checkpoints import tag  # (the model code: only to find a checkpoint)
-
     if Path(checkpoint).is_file():
         return Path(checkpoint)
-    models = Path(run_dir) / "models"
-    for name in (str(checkpoint), tag(str(checkpoint), "refined", 0)):
-        if (models / name / "best.pt").is_file():
-            return models / name / "best.pt"
-    available = sorted(p.parent.name for p in models.glob("*/best.pt"))
+    models = runfolder.models_dir(run_dir)
+    for name in (str(checkpoint), runfolder.tag(str(checkpoint), "refined", 0)):
+        if runfolder.best_checkpoint(runfolder.model_dir(run_dir, name)).is_file():
+            return runfolder.best_checkpoint(runfolder.model_dir(run_dir, name))
+    available = sorted(p.parent.name for p in models.glob(str(runfolder.best_checkpoint("*"))))
     raise FileNotFoundError(f"checkpoint {str(checkpoint)!r} is neither a file nor a model of {models} "
                             f"({'models there: ' + ', '.join(available) if available else 'no trained model there'})")
 

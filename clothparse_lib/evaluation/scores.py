@@ -26,12 +26,13 @@ from ..data.targets import presence_targets
 from ..metrics import classification_scores, confusion_matrix, segmentation_scores
 from ..models import make_class_prior
 from ..models.checkpoints import load_model
+from ..runfolder import result_file
 from ..storage import write_files
 from ..taxonomy import GARMENTS, N_CLASSES
 from ..training.losses import loss_terms
 from .predictor import Predictor
 
-__all__ = ["PARTIAL_PRIOR", "Evaluation", "load_checked", "evaluate", "RESULT_FILES", "result_file", "save_evaluation",
+__all__ = ["PARTIAL_PRIOR", "Evaluation", "load_checked", "evaluate", "save_evaluation",
            "load_scores"]
 
 
@@ -99,15 +100,6 @@ def evaluate(model: torch.nn.Module, cache: Cache, split, split_name: str = "tes
         per_image[g] = truth[:, i]
     return Evaluation({m: c.cpu().numpy() for m, c in conf.items()},
                       np.concatenate(probs) if probs else None, truth, per_image)
-
-
-RESULT_FILES = {"evaluation": "json", "confusion": "npz", "per_image": "csv", "presence_prob": "npy"}
-
-
-def result_file(folder: Path, kind: str, name: str = "test") -> Path:
-    """An evaluation's file in a model folder: ``<kind>.<ext>`` for the test split (``name`` "test"), else
-    ``<kind>-<name>.<ext>``; ``kind`` in :data:`RESULT_FILES`."""
-    return Path(folder) / f"{kind}{'' if name == 'test' else '-' + name}.{RESULT_FILES[kind]}"
 
 
 def save_evaluation(result: Evaluation, folder: Path, name: str = "test", extra: dict | None = None) -> Path:

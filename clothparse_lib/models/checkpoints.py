@@ -21,11 +21,12 @@ import torch
 from fastai.torch_core import default_device
 
 from ..profiles import TrainSettings
+from ..runfolder import last_checkpoint, manifest_file
 from ..storage import write_atomic, write_files
 from .factory import build_model
 
 __all__ = ["CHECKPOINT_FORMAT", "state_digest", "checkpoint_digest", "make_checkpoint", "file_sha256",
-           "save_checkpoints", "atomic_save", "write_json", "tag", "is_finished", "StaleCheckpoint", "read_checkpoint",
+           "save_checkpoints", "atomic_save", "write_json", "is_finished", "StaleCheckpoint", "read_checkpoint",
            "load_model"]
 
 
@@ -82,16 +83,11 @@ def write_json(obj, path: Path) -> None:
     write_atomic(path, json.dumps(obj, indent=1, default=str))
 
 
-def tag(model: str, variant: str, seed: int) -> str:
-    """The folder name of a model of a run (``<run>/models/<tag>``): the model, its data variant and a non-zero seed."""
-    return f"{model}-{variant}" + (f"-seed{seed}" if seed else "")
-
-
 def is_finished(folder: Path) -> bool:
     """Whether the model trained in ``folder`` completed its schedule: ``last.pt``'s own state (phase and
     epochs done) against the settings it was trained with."""
     try:
-        ckpt = read_checkpoint(Path(folder) / "last.pt")
+        ckpt = read_checkpoint(last_checkpoint(folder))
     except (FileNotFoundError, ValueError):
         return False
     m, state = ckpt["manifest"], ckpt["state"]
@@ -136,10 +132,10 @@ def _check_listed(path: Path, state: dict) -> None:
     """Refuse a checkpoint whose SHA-256 differs from the one ``manifest.json`` lists, unless the checkpoint is newer
     than that copy (written after it by a run stopped before it rewrote ``manifest.json``; a copy stating no state
     predates every checkpoint)."""
-    manifest_file = path.parent / "manifest.json"
-    if not manifest_file.exists():
+    manifest = manifest_file(path.parent)
+    if not manifest.exists():
         return
-    listed = json.loads(manifest_file.read_text())
+    listed = json.loads(manifest.read_text())
     expected = listed.get("checkpoints", {}).get(path.name)
     newer = _progress(state) > _progress(listed.get("state") or {})
     if expected and expected != file_sha256(path) and not newer:

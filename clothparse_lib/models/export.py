@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..runfolder import result_file
 from ..storage import write_atomic
 from ..taxonomy import CLASSES, COLORS, GARMENTS
 from .checkpoints import file_sha256, load_model, read_checkpoint
@@ -62,7 +63,7 @@ def _evaluation(checkpoint: Path) -> dict | None:
     """The test scores the run folder states for ``checkpoint``: its model folder's ``evaluation.json`` when that is
     newer than the checkpoint and evaluated it (the book's evaluations read ``best.pt``; ``clothparse evaluate`` says
     which)."""
-    path = checkpoint.parent / "evaluation.json"
+    path = result_file(checkpoint.parent, "evaluation")
     if not path.is_file() or path.stat().st_mtime < checkpoint.stat().st_mtime:
         return None
     evaluation = json.loads(path.read_text())
