@@ -36,6 +36,13 @@ def _threads() -> int:
     return max(1, min(2, os.cpu_count() or 1) // workers)
 
 
+def pytest_collection_modifyitems(session, config, items):
+    """The files with slow tests first, the longest (the published profile's dry run) at the head: pytest-xdist hands
+    out whole files in this order, so that the longest start first and the short ones fill the workers' ends."""
+    slow = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: (item.path.name != "test_book_dry_run.py", item.path not in slow))
+
+
 def pytest_collection_finish(session):
     """The smoke run's models trained once per test session, before any test: nbval's chapters and the tests that
     read them (the ``smoke_run`` fixture) find them in their worker's scratch run folder instead of each xdist worker
