@@ -36,13 +36,13 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from clothparse_lib.runfolder import best_checkpoint
 from clothparse_lib.book.records import chapter_times
 from clothparse_lib.data.loaders import training_dataloaders
 from clothparse_lib.data.prepared import prepare_dataset
 from clothparse_lib.evaluation.scores import evaluate
 from clothparse_lib.models import build_model, load_model
 from clothparse_lib.profiles import get_profile
+from clothparse_lib.runfolder import best_checkpoint
 from clothparse_lib.training.loop import COMPILE_BACKEND, train_model
 from clothparse_lib.training.losses import ClothParsingLoss
 from clothparse_lib.training.precision import resolve_precision, uses_channels_last
@@ -160,7 +160,8 @@ def main() -> None:
     ap.add_argument("--size", default="288x192")
     ap.add_argument("--model", default="extended")
     ap.add_argument("--encoder", default="efficientnet-lite0")
-    ap.add_argument("--weights", default=None, help="imagenet, a local file, or none (default: imagenet for lite0, none for resnet34 offline)")
+    ap.add_argument("--weights", default=None,
+                    help="imagenet, a local file, or none (default: imagenet for lite0, none for resnet34 offline)")
     ap.add_argument("--epochs", type=int, nargs=2, default=[2, 2], metavar=("FROZEN", "UNFROZEN"))
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--steps", type=int, default=30, help="timed bare train steps")
@@ -213,7 +214,8 @@ def main() -> None:
              "host": "host batches (pinned, prefetched)"}
     print(f"\n{args.model} ({args.encoder}, weights={weights}) on {len(prepared.cache)} {prepared.cache.manifest['source']} "
           f"images at {args.size}, batch {args.batch_size}, epochs {args.epochs}, device {device}, torch {torch.__version__}, "
-          f"{precision}{' + channels-last' if uses_channels_last(precision, args.device) else ''}{', compiled' if args.compile else ''}, batches: {names[placement]}")
+          f"{precision}{' + channels-last' if uses_channels_last(precision, args.device) else ''}"
+          f"{', compiled' if args.compile else ''}, batches: {names[placement]}")
     print(f"bare train step     {bare:8.1f} images/s")
     print(f"real training loop  {loop:8.1f} images/s (incl. data, validation and checkpoints, {seconds:.0f} s)")
     print(f"loop / bare step    {loop / bare:8.2f}   (target >= 0.8)")

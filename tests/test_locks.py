@@ -9,7 +9,6 @@ import pytest
 
 from clothparse_lib.locks import FolderLocked, folder_lock, holder
 
-
 HOLD = "import sys\nfrom clothparse_lib.locks import folder_lock\nwith folder_lock(sys.argv[1]):\n" \
        "    print('held', flush=True)\n    sys.stdin.read()"
 

@@ -18,8 +18,8 @@ import pandas as pd
 
 from ..data.split import split_rows
 from ..evaluation.predictor import Predictor
-from ..runfolder import best_checkpoint, result_file
 from ..models.checkpoints import load_model
+from ..runfolder import best_checkpoint, result_file
 from ..taxonomy import CLASS_INDEX, GARMENTS, presence
 from .run import Run
 

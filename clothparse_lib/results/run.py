@@ -20,10 +20,10 @@ from ..data import open_source
 from ..data.prepared import PreparedData, prepare_dataset
 from ..evaluation.scores import evaluate, load_scores, save_evaluation
 from ..models.checkpoints import is_finished, load_model
-from ..runfolder import result_file, tag
 from ..profiles import Profile, TrainSettings, get_profile
 from ..refinement.persons import make_detector
 from ..refinement.refine import RefinedSource, apply_review, read_index, refine, write_index, write_review_list
+from ..runfolder import result_file, tag
 from ..training.loop import train_model
 
 __all__ = ["Run"]
