@@ -65,7 +65,8 @@ from ..models.checkpoints import StaleCheckpoint, file_sha256, read_checkpoint
 from ..profiles import TrainSettings
 from ..provenance import environment, git_commit
 from . import distributed as D
-from .callbacks import DeviceAvgLoss, DeviceMixedPrecision, DeviceSmoothLoss, ProgressEvery, ValidIoU
+from .callbacks import (DeviceAvgLoss, DeviceMixedPrecision, DeviceSmoothLoss, ProgressEvery, StopOnNonFiniteLoss,
+                        ValidIoU)
 from .losses import ClothParsingLoss, loss_term_metrics
 from .precision import resolve_precision, uses_channels_last
 from .resume import Checkpointer, CheckpointWriter, resume_key, set_rng_state, to_device, trim_history
@@ -204,7 +205,7 @@ def _train(prepared, model_name, settings, folder, seed, device, resume, progres
             opt_state = None
             state.update(phase=phase, epochs_done=start)
             cbs = [Checkpointer(folder, manifest, phase, start, state, fit if start else None, model=model,
-                                writer=writer, ctx=ctx, timings=timings)]
+                                writer=writer, ctx=ctx, timings=timings), StopOnNonFiniteLoss()]
             if world > 1:
                 cbs.append(D.DistributedSync(ctx, model))
             learn.model = phase_model(model, settings, ctx)
