@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -135,6 +136,20 @@ def test_export_refuses_what_it_cannot_export(tmp_path, capsys, monkeypatch):
     assert "model 'plain_unet' cannot be exported to ONNX (RuntimeError: an operator the exporter" in err
     assert len(err.strip().splitlines()) == 1
     assert not list(tmp_path.glob("*.onnx")) and not list(tmp_path.glob(".*partial")) and not list(tmp_path.glob("*.json"))
+
+
+def test_an_interrupted_export_leaves_nothing_behind(tmp_path, monkeypatch, capsys):
+    """Ctrl-C after the exporter wrote its partial file: no partial file, nothing written, exit 130 in one line."""
+    checkpoint = _tiny_checkpoint("plain_unet", tmp_path)
+
+    def interrupted(graph, args, path, **kwargs):
+        Path(path).write_bytes(b"half a graph")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch.onnx, "export", interrupted)
+    assert main(["export", "--checkpoint", str(checkpoint), "--out", str(tmp_path / "m.onnx")]) == 130
+    assert capsys.readouterr().err.strip() == "clothparse export: interrupted (SIGINT); nothing partial left behind"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plain_unet"]
 
 
 def test_a_graph_that_differs_from_the_model_is_refused(tmp_path, monkeypatch):

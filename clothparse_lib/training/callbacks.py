@@ -90,7 +90,15 @@ class ProgressEvery(ProgressCallback):
 
 
 class NonFiniteLoss(RuntimeError):
-    """The training loss became NaN or infinite."""
+    """The training loss became NaN or infinite, said in one line (whatever fastai prepends to a callback's
+    exception's ``args``)."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
 
 
 class StopOnNonFiniteLoss(Callback):
@@ -102,16 +110,16 @@ class StopOnNonFiniteLoss(Callback):
     order = 80  # before the Checkpointer (90) writes the epoch
 
     def __init__(self, every: int = 25):
-        self.every = every
+        self.every, self.nonfinite = every, None  # (an epoch skipped on resuming has an after_epoch, no before_epoch)
 
     def before_epoch(self):
-        self.bad = None
+        self.nonfinite = None
 
     def after_loss(self):
         if not self.training:
             return
         bad = ~torch.isfinite(self.learn.loss.detach()).all()
-        self.bad = bad if self.bad is None else self.bad | bad
+        self.nonfinite = bad if self.nonfinite is None else self.nonfinite | bad
         if self.learn.loss.device.type == "cpu" or (self.iter + 1) % self.every == 0:
             self._check()
 
@@ -122,7 +130,7 @@ class StopOnNonFiniteLoss(Callback):
         self._check()
 
     def _check(self):
-        if self.bad is not None and bool(self.bad):
+        if self.nonfinite is not None and bool(self.nonfinite):
             raise NonFiniteLoss(f"the training loss became NaN or infinite in epoch {self.epoch + 1} (learning rate "
                                 f"{self.opt.hypers[-1]['lr']:.3g}): stopped; the last good checkpoint is kept, the "
                                 "model is not finished (try a lower learning rate, or precision fp32)")
