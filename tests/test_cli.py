@@ -33,7 +33,7 @@ def test_prepare_demo_on_ccp(ccp_root, tmp_path, capsys):
     assert "of ccp cached at 64x32" in out and "skipped by reader" in out
 
 
-def test_clear_errors(monkeypatch, capsys):
+def test_clear_errors(monkeypatch, capsys, tmp_path):
     monkeypatch.delenv("CLOTHPARSE_DATA_DIR", raising=False)
     assert main(["prepare", "--profile", "demo"]) == 2
     assert "CLOTHPARSE_DATA_DIR" in capsys.readouterr().err
@@ -41,6 +41,11 @@ def test_clear_errors(monkeypatch, capsys):
     assert "unknown profile 'nope'" in capsys.readouterr().err
     assert main(["prepare", "--profile", "smoke", "--size", "100x64"]) == 2
     assert "multiples of 32" in capsys.readouterr().err
+    data_file = tmp_path / "data"
+    data_file.write_text("")
+    assert main(["prepare", "--profile", "demo", "--data-dir", str(data_file)]) == 2
+    err = capsys.readouterr().err
+    assert f"the data folder {data_file} (--data-dir) is a file, not a folder" in err and "download" not in err
 
 
 def test_console_script_is_installed():

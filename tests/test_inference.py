@@ -108,6 +108,14 @@ def test_predict_refuses_a_mismatched_model_in_one_line_and_writes_nothing(tmp_p
     assert not (tmp_path / "out").exists()
     assert main(["predict", "--backend", "onnx", "--model", str(tmp_path), "--out", str(tmp_path / "out"), str(photo)]) == 2
     assert f"--model {tmp_path} is a folder: name the .onnx file" in capsys.readouterr().err
+    _export(path)  # the model right again: an unreadable photo is one line naming its path once, the others written
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a photo")
+    assert main(["predict", "--backend", "onnx", "--model", str(path), "--out", str(tmp_path / "out"), str(broken),
+                 str(photo)]) == 1
+    out, err = capsys.readouterr()
+    assert err.strip() == f"clothparse predict: {broken}: image file unreadable (not an image Pillow can decode)"
+    assert out.startswith(f"{photo}\t") and (tmp_path / "out" / "photo.png").is_file()
 
 
 def test_a_model_and_its_card_are_written_together_or_not_at_all(tmp_path, monkeypatch):

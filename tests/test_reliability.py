@@ -119,6 +119,8 @@ def test_training_on_a_full_disk_stops_in_one_line_and_keeps_the_last_checkpoint
     assert main([*TRAIN, "--epochs-frozen", "2", "--run-dir", str(tmp_path)]) == 0  # space again: it resumes
     assert "resuming plain_unet from phase 1, epoch 1" in capsys.readouterr().out
     assert len(pd.read_csv(folder / "history.csv")) == 2
+    assert main([*TRAIN, "--epochs-frozen", "2", "--run-dir", str(tmp_path)]) == 0  # finished: said so, not resumed
+    assert f"plain_unet: already trained in {folder}" in capsys.readouterr().out
 
 
 class Killed(BaseException):

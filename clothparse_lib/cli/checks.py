@@ -53,6 +53,8 @@ def check_train(args) -> TrainSettings:
     """Everything ``train`` can check before its imports: the settings, the device and the precision it can run
     (the default device known once torch is imported), the run folder writable, each model's folder free."""
     train = train_settings(args)
+    if get_profile(args.profile).source != "synthetic":
+        settings.data_dir(args.data_dir)
     device = check_device(args.device)
     if device is not None:
         check_precision(train.precision, device.split(":")[0])

@@ -19,6 +19,8 @@ def prepare(args) -> int:
         report = manifest.get(key)
         if report and report["total"]:
             print(f"{key.replace('_', ' ')}: {report['total']} {report['counts']}")
+            for first in report.get("first", {}).values():  # (a cache made before these were kept: none)
+                print(f"  e.g. {first}")
     print("\nper-class image counts and pixel shares (at the cache size):")
     print(prepared.stats().round(2).to_string())
     print(f"\nsplit ({prepared.split_path}):")
