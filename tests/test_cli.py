@@ -41,6 +41,10 @@ def test_clear_errors(monkeypatch, capsys, tmp_path):
     assert "unknown profile 'nope'" in capsys.readouterr().err
     assert main(["prepare", "--profile", "smoke", "--size", "100x64"]) == 2
     assert "multiples of 32" in capsys.readouterr().err
+    assert main(["prepare", "--profile", "smoke", "--workers", "0"]) == 2
+    assert "--workers must be an integer >= 1, got 0" in capsys.readouterr().err
+    assert main(["book", "run", "--profile", "smoke", "--jobs", "0"]) == 2
+    assert capsys.readouterr().err.strip() == "clothparse book run: error: --jobs must be an integer >= 1, got 0"
     data_file = tmp_path / "data"
     data_file.write_text("")
     assert main(["prepare", "--profile", "demo", "--data-dir", str(data_file)]) == 2

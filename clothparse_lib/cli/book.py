@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from ..profiles import DRY_RUN_SUFFIX, get_profile
-from .checks import run_dir
+from .checks import check_count, run_dir
 
 __all__ = ["run", "build", "references", "table1"]
 
@@ -25,6 +25,7 @@ def run(args) -> int:
         except json.JSONDecodeError:
             return text
 
+    check_count(args.jobs, "--jobs")
     t = time.perf_counter()
     profile = args.profile + DRY_RUN_SUFFIX if args.dry_run else args.profile
     if get_profile(profile).source == "ccp":  # fetched here (progress bar in the terminal) when it is missing

@@ -12,7 +12,7 @@ from ..locks import check_free
 from ..profiles import TrainSettings, check_precision, get_profile
 from ..storage import check_writable
 
-__all__ = ["DEVICE_PATTERN", "run_dir", "train_settings", "check_device", "check_train"]
+__all__ = ["DEVICE_PATTERN", "run_dir", "train_settings", "check_count", "check_device", "check_train"]
 
 DEVICE_PATTERN = re.compile(r"cpu|cuda(:\d+)?|mps|xpu(:\d+)?")  # what torch.device takes, as a command gives it
 
@@ -40,6 +40,12 @@ def train_settings(args) -> TrainSettings:
     if train.weights not in (None, "imagenet") and not Path(train.weights).is_file():
         raise ValueError(f"--weights {train.weights}: no such file (imagenet, none, or a local state-dict file)")
     return train
+
+
+def check_count(value: int | None, flag: str) -> None:
+    """Refuse a count (processes, trainings at once) below 1; None is the default."""
+    if value is not None and value < 1:
+        raise ValueError(f"{flag} must be an integer >= 1, got {value}")
 
 
 def check_device(device: str | None) -> str | None:

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 from .. import settings
-from .checks import run_dir
+from .checks import check_count, run_dir
 
 __all__ = ["prepare", "download"]
 
 
 def prepare(args) -> int:
+    check_count(args.workers, "--workers")
     from ..data.prepared import prepare_dataset
 
     prepared = prepare_dataset(args.profile, data_dir=args.data_dir, run_dir=run_dir(args), cache_dir=args.cache_dir,
