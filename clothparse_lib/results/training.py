@@ -86,8 +86,11 @@ def training_summary(run: Run, models, variant: str = "refined") -> pd.DataFrame
 
 def lr_finder(run: Run, model: str = "extended", iterations: int | None = None) -> dict:
     """fastai's learning-rate finder on ``model`` with the profile's settings and the refined data (phase 1:
-    encoder frozen) for ``iterations`` mini-batches (None: the profile's), as :func:`training.loop.lr_find` returns it."""
-    return lr_find(run.data("refined"), model, run.profile.train, device=run.device,
+    encoder frozen, at the size phase 1 trains at) for ``iterations`` mini-batches (None: the profile's), as
+    :func:`training.loop.lr_find` returns it."""
+    settings = run.profile.train
+    data = run.data("refined")
+    return lr_find(data.at(settings.phases(data.cache.size)[0].size), model, settings, device=run.device,
                    num_it=iterations or run.profile.lr_find_iterations)
 
 
