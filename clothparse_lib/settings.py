@@ -15,8 +15,14 @@ DEFAULT_DATA_DIR = Path("~/.cache/clothparse/datasets")  # the data's default ho
 
 
 def data_dir(override: str | Path | None = None) -> Path:
-    """The data folder: the argument, else $CLOTHPARSE_DATA_DIR, else the default home (``DEFAULT_DATA_DIR``)."""
-    return Path(override or os.environ.get(DATA_DIR_VAR) or DEFAULT_DATA_DIR).expanduser()
+    """The data folder: the argument, else $CLOTHPARSE_DATA_DIR, else the default home (``DEFAULT_DATA_DIR``); a file
+    there is refused (nothing could be read from it, or fetched into it)."""
+    folder = Path(override or os.environ.get(DATA_DIR_VAR) or DEFAULT_DATA_DIR).expanduser()
+    if folder.exists() and not folder.is_dir():
+        where = "--data-dir" if override else f"${DATA_DIR_VAR}" if os.environ.get(DATA_DIR_VAR) else "the default"
+        raise ValueError(f"the data folder {folder} ({where}) is a file, not a folder: give the folder holding ccp/ "
+                         "or imaterialist/")
+    return folder
 
 
 def data_dir_is_default(override: str | Path | None = None) -> bool:

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from clothparse_lib.cli import _settings, build_parser
+from clothparse_lib.cli import build_parser
+from clothparse_lib.cli.checks import train_settings
 from clothparse_lib.data.augmentation import AUGMENTATION
 from clothparse_lib.data.device import TensorBatches, augment, draw_params, resolve_placement
 from clothparse_lib.data.loaders import make_dataloaders, training_dataloaders
@@ -166,9 +167,9 @@ def test_auto_keeps_fastais_loaders_off_cuda_and_settings_are_checked(tiny_data)
         TrainSettings(data_on_device="gpu")
     args = build_parser().parse_args(["train", "--profile", "smoke", "--precision", "bf16", "--compile",
                                       "--data-on-device", "host", "--no-cudnn-benchmark"])
-    s = _settings(args)
+    s = train_settings(args)
     assert (s.precision, s.compile, s.data_on_device, s.cudnn_benchmark) == ("bf16", True, "host", False)
-    assert _settings(build_parser().parse_args(["train", "--profile", "smoke"])) == get_profile("smoke").train
+    assert train_settings(build_parser().parse_args(["train", "--profile", "smoke"])) == get_profile("smoke").train
 
 
 def test_device_losses_are_fastais_on_a_cpu():

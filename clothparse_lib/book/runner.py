@@ -65,7 +65,7 @@ class ChapterRun:
 
 def run_book(profile: Profile, root: Path = ROOT, runs_dir=None, data_dir=None, start: str | None = None,
              force: bool = False, parameters: dict | None = None, chapters=CHAPTERS,
-             progress: bool = True, jobs: int | None = None, wait: bool = False) -> list[ChapterRun]:
+             progress: bool = True, jobs: int | None = None, wait: bool = False, run_dir=None) -> list[ChapterRun]:
     """Execute ``<root>/book/<chapter>.ipynb`` with ``profile`` (papermill's ``profile`` parameter: its name) into the
     run folder's book, in order; returns what ran.
 
@@ -73,7 +73,8 @@ def run_book(profile: Profile, root: Path = ROOT, runs_dir=None, data_dir=None, 
     ``<root>/runs``); ``data_dir``: default ``$CLOTHPARSE_DATA_DIR``; ``parameters``: more papermill parameters;
     ``jobs``: trainings run at once before the first chapter (:func:`parallel.train_concurrently`; default
     :func:`parallel.default_jobs`; 1: none, the chapters train what they need one at a time); ``wait``: for another
-    process holding the run folder's lock, instead of raising :class:`locks.FolderLocked`.
+    process holding the run folder's lock, instead of raising :class:`locks.FolderLocked`; ``run_dir``: the run folder
+    itself, instead of ``<runs_dir>/<profile>`` (the chapters' ``run_dir`` parameter).
     """
     if start is not None and start not in chapters:
         raise ValueError(f"unknown chapter {start!r}; chapters: {', '.join(chapters)}")
@@ -82,8 +83,12 @@ def run_book(profile: Profile, root: Path = ROOT, runs_dir=None, data_dir=None, 
     if missing:
         raise FileNotFoundError(f"chapters not found in {source}: {', '.join(missing)}")
     runs = settings.runs_dir(runs_dir).resolve()
-    run_dir = runs / profile.name
     params = {"profile": profile.name, **(parameters or {})}
+    if run_dir:
+        run_dir = Path(run_dir).expanduser().resolve()
+        params = {"run_dir": str(run_dir), **params}
+    else:
+        run_dir = runs / profile.name
     with folder_lock(run_dir, wait), _environment(**{settings.RUNS_DIR_VAR: runs,
                                                      settings.DATA_DIR_VAR: Path(data_dir).resolve() if data_dir else None}):
         _train_first(profile, run_dir, jobs, progress)

@@ -22,12 +22,11 @@ from fastai.torch_core import default_device
 
 from ..profiles import TrainSettings
 from ..runfolder import last_checkpoint, manifest_file
-from ..storage import write_atomic, write_files
+from ..storage import file_sha256, write_atomic, write_files
 from .factory import build_model
 
-__all__ = ["CHECKPOINT_FORMAT", "state_digest", "checkpoint_digest", "make_checkpoint", "file_sha256",
-           "save_checkpoints", "atomic_save", "write_json", "is_finished", "StaleCheckpoint", "read_checkpoint",
-           "load_model"]
+__all__ = ["CHECKPOINT_FORMAT", "state_digest", "checkpoint_digest", "make_checkpoint", "save_checkpoints",
+           "atomic_save", "write_json", "is_finished", "StaleCheckpoint", "read_checkpoint", "load_model"]
 
 
 CHECKPOINT_FORMAT = 2  # 2: the digest covers the manifest and the state too
@@ -52,14 +51,6 @@ def make_checkpoint(manifest: dict, state: dict, weights: dict, **extra) -> dict
     """A checkpoint as :func:`read_checkpoint` accepts it (``extra``: optimizer and random generators)."""
     ckpt = {"format": CHECKPOINT_FORMAT, "manifest": json.dumps(manifest), "state": dict(state), "model": weights}
     return {**ckpt, "digest": checkpoint_digest(ckpt), **extra}
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def save_checkpoints(files: dict[Path, dict]) -> dict[str, str]:
