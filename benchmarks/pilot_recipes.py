@@ -46,7 +46,8 @@ def _train(profile: str, run_dir: str, data_dir: str | None, model: str, seed: i
     import pandas as pd
 
     from clothparse_lib.evaluation.scores import evaluate
-    from clothparse_lib.models.checkpoints import is_finished, load_model, tag
+    from clothparse_lib.models.checkpoints import is_finished, load_model
+    from clothparse_lib.settings import tag
     from clothparse_lib.training.loop import train_model
 
     run = Run(get_profile(profile), Path(run_dir), data_dir, "cpu", progress=False)
