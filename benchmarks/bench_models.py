@@ -29,7 +29,8 @@ import torch
 
 from clothparse_lib.data.cache import parse_size
 from clothparse_lib.models import MODEL_NAMES, build_model, count_parameters, detach_branches
-from clothparse_lib.models.encoders import ENCODERS, RandomInitWarning
+from clothparse_lib.models.encoders import RandomInitWarning
+from clothparse_lib.profiles import ENCODERS
 from clothparse_lib.training.losses import ClothParsingLoss
 
 warnings.filterwarnings("ignore", category=RandomInitWarning)  # random weights are fine for timing

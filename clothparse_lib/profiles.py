@@ -225,8 +225,8 @@ PROFILES: dict[str, Profile] = {
     # was chosen by validation IoU at 288x192 against core-minutes in a pilot (benchmarks/pilot_recipes.py; its table
     # is clothparse_lib/pilots/cpu288.csv, shown in chapter Training). 4 seeds for the rows of the central claims.
     "cpu288": Profile("cpu288", "ccp", (288, 192),
-                      train=TrainSettings(encoder="efficientnet-lite0", batch_size=8, epochs_frozen=3, epochs_unfrozen=7,
-                                          lr_frozen=2e-3, lr_unfrozen=5e-4, early_size=(128, 96), epochs_final=2,
+                      train=TrainSettings(encoder="efficientnet-lite0", batch_size=8, epochs_frozen=3, epochs_unfrozen=8,
+                                          lr_frozen=2e-3, lr_unfrozen=5e-4, early_size=(128, 96), epochs_final=1,
                                           lr_final=2.5e-4),
                       seeds=(0, 1), central_seeds=(0, 1, 2, 3),
                       budget="CPU time: the whole book (24 trainings) in at most 5 hours on 2 cores"),

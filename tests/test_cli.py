@@ -219,5 +219,5 @@ def test_an_interrupted_command_exits_in_one_line(signum, code, word, monkeypatc
     before = signal.getsignal(signal.SIGTERM)
     assert main(["download", "ccp"]) == code
     err = capsys.readouterr().err
-    assert err.strip() == f"clothparse download: {word}; nothing partial left behind"
+    assert err.strip() == f"clothparse download: {word}"
     assert signal.getsignal(signal.SIGTERM) is before  # restored

@@ -106,7 +106,8 @@ def test_predict_refuses_a_mismatched_model_in_one_line_and_writes_nothing(tmp_p
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "is not the model its card m.json describes" in err
     assert not (tmp_path / "out").exists()
-    assert main(["predict", "--backend", "onnx", "--model", str(tmp_path), "--out", str(tmp_path / "out"), str(photo)]) == 2
+    assert main(["predict", "--backend", "onnx", "--model", str(tmp_path), "--out", str(tmp_path / "out"),
+                 str(photo)]) == 2
     assert f"--model {tmp_path} is a folder: name the .onnx file" in capsys.readouterr().err
     _export(path)  # the model right again: an unreadable photo is one line naming its path once, the others written
     broken = tmp_path / "broken.jpg"

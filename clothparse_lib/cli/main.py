@@ -42,10 +42,10 @@ def main(argv: list[str] | None = None) -> int:
         with _sigterm_raises():
             return args.func(args)
     except KeyboardInterrupt:
-        print(f"clothparse {command}: interrupted (SIGINT); nothing partial left behind", file=sys.stderr)
+        print(f"clothparse {command}: interrupted (SIGINT)", file=sys.stderr)
         return 130
     except Terminated:
-        print(f"clothparse {command}: terminated (SIGTERM); nothing partial left behind", file=sys.stderr)
+        print(f"clothparse {command}: terminated (SIGTERM)", file=sys.stderr)
         return 143
     except (ValueError, RuntimeError, FileNotFoundError) as e:  # (a folder in use: locks.FolderLocked)
         print(f"clothparse {command}: error: {e}", file=sys.stderr)

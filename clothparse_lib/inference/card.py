@@ -3,9 +3,9 @@ the graph (the classes and their colours, the input's size, scaling and normalis
 and where it came from (profile, seed, test IoU, the checkpoint's digest, the ONNX file's SHA-256).
 
 :func:`make_card` writes the format, :func:`read_card` reads it, :func:`write_model` writes a model and its card
-together or not at all, :func:`check_target` refuses a target that could not be written before the export, and :func:`check_file` /
-:func:`check_graph` refuse a model that is not the one its card
-describes (another file, other inputs, other outputs), each in one line naming what differs.
+together or not at all, :func:`check_target` refuses a target that could not be written before the export, and
+:func:`check_file` / :func:`check_graph` refuse a model that is not the one its card describes (another file, other
+inputs, other outputs), each in one line naming what differs.
 """
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ from pathlib import Path
 from ..storage import check_writable, file_sha256, write_files
 from ..taxonomy import CLASSES, COLORS, GARMENTS
 
-__all__ = ["CARD_FORMAT", "card_path", "check_target", "make_card", "write_model", "read_card", "check_file", "check_graph"]
+__all__ = ["CARD_FORMAT", "card_path", "check_target", "make_card", "write_model", "read_card", "check_file",
+           "check_graph"]
 
 CARD_FORMAT = 1
 

@@ -8,8 +8,8 @@
 
 A photo file is read as a viewer displays it (EXIF orientation applied, 16-bit scaled to 8 bits:
 :func:`data.base.read_rgb`), and the results are in that orientation. A backend gives the model's logits for the
-photo: :class:`evaluation.predictor.Predictor` (torch) or :class:`runtime.OnnxModel` (onnxruntime on the CPU). Both squash the
-photo to the model's training size (:func:`data.base.fit_images`, as in training) and inject the known facts
+photo: :class:`evaluation.predictor.Predictor` (torch) or :class:`runtime.OnnxModel` (onnxruntime on the CPU). Both
+squash the photo to the model's training size (:func:`data.base.fit_images`, as in training) and inject the known facts
 through the ClassBranch (the paper's injection; :func:`taxonomy.known_garments`). The rest is one path for both
 (:func:`parse_logits`): the segmentation logits are resized back to the photo's size (bilinear,
 :func:`resize_logits`) before the per-pixel argmax, and a garment declared absent is in addition excluded from

@@ -19,7 +19,8 @@ def check_prior(prior) -> None:
 def refuse_prior(model: str) -> ValueError:
     """The refusal of a class prior by ``model``, which has no prior input."""
     return ValueError(f"model {model!r} cannot take a class prior (it has no prior input): only the models whose "
-                      "ClassBranch feeds the segmentation take one; for any other a prior would silently change nothing")
+                      "ClassBranch feeds the segmentation take one; for any other a prior would silently change "
+                      "nothing")
 
 
 def prior_input(n: int, class_prior=None) -> np.ndarray:

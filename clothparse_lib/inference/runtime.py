@@ -4,7 +4,7 @@ SHA-256, its inputs, its outputs: :mod:`.card`) is refused before it runs.
 
 Nothing here imports torch, fastai or the model code: a photo is parsed with numpy, Pillow and onnxruntime. The
 model's card (``model.json`` beside ``model.onnx``) gives the input size, the normalisation and whether the graph
-takes a prior; the images are squashed to the size as :class:`predictor.Predictor` squashes them
+takes a prior; the images are squashed to the size as :class:`evaluation.predictor.Predictor` squashes them
 (:func:`data.base.fit_images`) and normalised as it normalises them.
 """
 from __future__ import annotations
