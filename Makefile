@@ -7,13 +7,13 @@ PY := .venv/bin/python
 setup:
 	@scripts/setup_venv.sh
 
-demo: setup  ## main job: run the book on the CCP demo profile (CPU), then render it to _build/html
+demo: setup  ## main job: run the book on the CCP demo profile (CPU) into runs/demo/book, rendered to runs/demo/site/_build/html
 	.venv/bin/clothparse book run --profile demo --html
 
 smoke: setup  ## the whole book on synthetic data in a few minutes (results meaningless), rendered
 	.venv/bin/clothparse book run --profile smoke --html
 
-html: setup  ## render the chapters as they are (no execution)
+html: setup  ## render the committed chapters to _build/html (no execution)
 	.venv/bin/clothparse book build
 
 lab: setup  ## the chapters in JupyterLab with the project's kernel (.venv's python3); their run folders in ./runs
@@ -23,7 +23,7 @@ browser:  ## Debian's chromium for the browser test (needs root; otherwise that 
 	@scripts/install_chromium.sh
 
 test: setup browser  ## the test suite, nbval's re-execution of the chapters and the browser test (CCP tests need CLOTHPARSE_DATA_DIR)
-	$(PY) -m pytest
+	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: setup  ## benchmarks: printed figures, not tests
 	$(PY) benchmarks/bench_data.py

@@ -66,7 +66,8 @@ def bench_rle(rows) -> None:
     sub = rows[: max(10, len(rows) // 10)]
     t_pix = timed(rle_decode_per_pixel, sub) * len(rows) / len(sub)
     print(f"\n1. RLE decode, {len(rows)} rows ({pixels / 1e6:.2f} MP images, {runs:.0f} runs per row on average)")
-    print(f"   vectorised rle_decode     {len(rows) / t_vec:10.0f} rows/s  -> iMaterialist's {IMATERIALIST_ROWS} rows in {IMATERIALIST_ROWS * t_vec / len(rows):6.1f} s")
+    print(f"   vectorised rle_decode     {len(rows) / t_vec:10.0f} rows/s  -> iMaterialist's {IMATERIALIST_ROWS} rows "
+          f"in {IMATERIALIST_ROWS * t_vec / len(rows):6.1f} s")
     print(f"   Python loop per run       {len(rows) / t_run:10.0f} rows/s  (vectorised is {t_run / t_vec:5.1f}x faster)")
     print(f"   Python loop per pixel     {len(rows) / t_pix:10.0f} rows/s  (vectorised is {t_pix / t_vec:5.0f}x faster)")
 
@@ -97,7 +98,8 @@ def main() -> None:
         print(f"\n2. training batches of {args.batch} at {args.size} ({len(cache)} images cached in {t_build:.1f} s, "
               f"{len(cache) / t_build:.0f} images/s on {len(os.sched_getaffinity(0))} cores)")
         print(f"   from the cache            {n_cache / t_cache:10.0f} images/s")
-        print(f"   decoding the source       {n_decode / t_decode:10.0f} images/s  (cache is {n_cache / t_cache / (n_decode / t_decode):.0f}x faster, "
+        print(f"   decoding the source       {n_decode / t_decode:10.0f} images/s  "
+              f"(cache is {n_cache / t_cache / (n_decode / t_decode):.0f}x faster, "
               "before the resize the decode path would also need)")
 
     t = time.perf_counter()

@@ -47,7 +47,7 @@ def _train(profile: str, run_dir: str, data_dir: str | None, model: str, seed: i
 
     from clothparse_lib.evaluation.scores import evaluate
     from clothparse_lib.models.checkpoints import is_finished, load_model
-    from clothparse_lib.settings import tag
+    from clothparse_lib.runfolder import best_checkpoint, tag
     from clothparse_lib.training.loop import train_model
 
     run = Run(get_profile(profile), Path(run_dir), data_dir, "cpu", progress=False)
@@ -57,7 +57,7 @@ def _train(profile: str, run_dir: str, data_dir: str | None, model: str, seed: i
         train_model(data, model, replace(run.profile.train, **overrides), run.run_dir, seed=seed, device="cpu",
                     progress=False, tag=tag(model, "refined", seed))
     history = pd.read_csv(folder / "history.csv")
-    scores = evaluate(load_model(folder / "best.pt", "cpu"), data.cache, data.split, "valid", device="cpu",
+    scores = evaluate(load_model(best_checkpoint(folder), "cpu"), data.cache, data.split, "valid", device="cpu",
                       progress=False).scores()["none"]
     per_size = history.groupby("size")["seconds"].agg(["count", "median"])
     return {"model": model, "valid IoU excl. bg (%)": round(100 * scores["iou_excl_bg"], 2),

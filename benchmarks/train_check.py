@@ -36,12 +36,13 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from clothparse_lib.book.runner import chapter_times
+from clothparse_lib.book.records import chapter_times
 from clothparse_lib.data.loaders import training_dataloaders
 from clothparse_lib.data.prepared import prepare_dataset
 from clothparse_lib.evaluation.scores import evaluate
 from clothparse_lib.models import build_model, load_model
 from clothparse_lib.profiles import get_profile
+from clothparse_lib.runfolder import best_checkpoint
 from clothparse_lib.training.loop import COMPILE_BACKEND, train_model
 from clothparse_lib.training.losses import ClothParsingLoss
 from clothparse_lib.training.precision import resolve_precision, uses_channels_last
@@ -127,7 +128,7 @@ def compare_precision(prepared, model: str, settings, device: str, steps: int, s
             folder = train_model(prepared, model, s, run, seed=seed, device=device, progress=False, tag=f"{name}-{seed}")
             seconds = time.perf_counter() - t
             history = pd.read_csv(folder / "history.csv")
-            test = evaluate(load_model(folder / "best.pt", device), prepared.cache, prepared.split, progress=False)
+            test = evaluate(load_model(best_checkpoint(folder), device), prepared.cache, prepared.split, progress=False)
             rows[name].append({"seed": seed, "seconds": seconds, "epoch seconds": history["seconds"].mean(),
                                "valid": 100 * history["valid_iou_excl_bg"].max(),
                                "test": 100 * test.scores()["none"]["iou_excl_bg"]})
@@ -159,7 +160,8 @@ def main() -> None:
     ap.add_argument("--size", default="288x192")
     ap.add_argument("--model", default="extended")
     ap.add_argument("--encoder", default="efficientnet-lite0")
-    ap.add_argument("--weights", default=None, help="imagenet, a local file, or none (default: imagenet for lite0, none for resnet34 offline)")
+    ap.add_argument("--weights", default=None,
+                    help="imagenet, a local file, or none (default: imagenet for lite0, none for resnet34 offline)")
     ap.add_argument("--epochs", type=int, nargs=2, default=[2, 2], metavar=("FROZEN", "UNFROZEN"))
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--steps", type=int, default=30, help="timed bare train steps")
@@ -204,7 +206,7 @@ def main() -> None:
         other = replace(settings, data_on_device="off" if placement != "fastai" else "device")
         other_loop, other_seconds, _, _, other_placement = timed_training(prepared, args.model, other, Path(run),
                                                                           args.device, "other")
-        scores = evaluate(load_model(folder / "best.pt", args.device), prepared.cache, prepared.split,
+        scores = evaluate(load_model(best_checkpoint(folder), args.device), prepared.cache, prepared.split,
                           progress=False).scores()["none"]
     device = torch.cuda.get_device_name() if cuda else "cpu (dry run)"
     precision = resolve_precision(settings.precision, args.device, args.model)
@@ -212,7 +214,8 @@ def main() -> None:
              "host": "host batches (pinned, prefetched)"}
     print(f"\n{args.model} ({args.encoder}, weights={weights}) on {len(prepared.cache)} {prepared.cache.manifest['source']} "
           f"images at {args.size}, batch {args.batch_size}, epochs {args.epochs}, device {device}, torch {torch.__version__}, "
-          f"{precision}{' + channels-last' if uses_channels_last(precision, args.device) else ''}{', compiled' if args.compile else ''}, batches: {names[placement]}")
+          f"{precision}{' + channels-last' if uses_channels_last(precision, args.device) else ''}"
+          f"{', compiled' if args.compile else ''}, batches: {names[placement]}")
     print(f"bare train step     {bare:8.1f} images/s")
     print(f"real training loop  {loop:8.1f} images/s (incl. data, validation and checkpoints, {seconds:.0f} s)")
     print(f"loop / bare step    {loop / bare:8.2f}   (target >= 0.8)")

@@ -5,7 +5,7 @@ import os
 from pathlib import Path
 
 __all__ = ["DATA_DIR_VAR", "CACHE_DIR_VAR", "RUNS_DIR_VAR", "DEFAULT_DATA_DIR", "data_dir", "data_dir_is_default",
-           "cache_dir", "runs_dir", "run_dir", "tag"]
+           "cache_dir", "runs_dir", "run_dir"]
 
 
 DATA_DIR_VAR = "CLOTHPARSE_DATA_DIR"  # folder holding ccp/ (and imaterialist/ for the paper profile)
@@ -44,8 +44,3 @@ def run_dir(profile: str, override: str | Path | None = None, runs: str | Path |
     """A profile's run folder: ``override`` (``--run-dir``), else ``<runs>/<profile>`` (``--runs-dir``, else
     :func:`runs_dir`)."""
     return Path(override).expanduser() if override else runs_dir(runs) / profile
-
-
-def tag(model: str, variant: str, seed: int) -> str:
-    """The folder name of a model of a run (``<run>/models/<tag>``): the model, its data variant and a non-zero seed."""
-    return f"{model}-{variant}" + (f"-seed{seed}" if seed else "")

@@ -3,15 +3,16 @@ whole files replaced atomically and several together or none (:func:`write_files
 all, and a full disk said in one line (:class:`DiskFull`: the folder, the size needed, the space left)."""
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
-import signal
 import shutil
+import signal
 from pathlib import Path
 
-__all__ = ["DiskFull", "disk_full", "file_sha256", "check_writable", "write_files", "write_atomic", "append_whole",
-           "reserve"]
+__all__ = ["DiskFull", "disk_full", "file_sha256", "check_writable", "write_files", "write_atomic", "staged_folder",
+           "append_whole", "reserve"]
 
 
 class DiskFull(OSError):
@@ -99,6 +100,23 @@ def write_files(files: dict[Path, bytes | str]) -> None:
 def write_atomic(path: Path, data: bytes | str) -> None:
     """Replace ``path`` by ``data`` atomically (:func:`write_files`)."""
     write_files({path: data})
+
+
+@contextlib.contextmanager
+def staged_folder(path: Path):
+    """A new folder beside ``path`` (``.<name>.tmp-<pid>``) for the block to fill, renamed to ``path`` (replacing it)
+    when the block ends, removed whatever happens: ``path`` is the old folder or the whole new one, never a part."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+        if path.exists():
+            shutil.rmtree(path)
+        os.rename(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def append_whole(path: Path, text: str) -> None:

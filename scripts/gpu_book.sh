@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Runs the book on a GPU machine without internet that has its own torch (2.11 or newer), from the bundle
-# made by scripts/gpu_bundle.sh, and packs the executed chapters and the run's small result files
-# (no checkpoints) into OUT/book-run.tgz, also every 30 s while it runs, so that a stopped run keeps its part.
+# made by scripts/gpu_bundle.sh, and packs the run's small result files and executed chapters (runs/PROFILE/book;
+# no checkpoints) into OUT/book-run.tgz, also every 30 s while it runs, so that a stopped run keeps its part.
 #   scripts/gpu_book.sh [BUNDLE] [OUT] [PROFILE]   # default .gpu, $OUT or gpu-out, full
 # PYTHON: the Python to use (default python3); JOBS: concurrent trainings (default: the runner's choice).
-# Then, on your machine: tar xzf book-run.tgz (the chapters into book/, the run into runs/), and
-# `clothparse book build` renders them.
+# Then, on your machine: tar xzf book-run.tgz (the run into runs/), `clothparse book publish --profile PROFILE`
+# copies its chapters into book/, and `clothparse book build` renders them.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bundle=$(cd "${1:-.gpu}" && pwd)
@@ -22,7 +22,7 @@ export CLOTHPARSE_DATA_DIR="$bundle/data" CLOTHPARSE_RUNS_DIR="$bundle/runs" CLO
 $python -c 'import torch; print("torch", torch.__version__, "CUDA:", torch.cuda.is_available())' || exit 1
 pack() {
     local run="runs/$profile"
-    tar czf "$out/.book-run.tgz" book/*.ipynb -C "$bundle" --exclude='*.pt' --exclude='*.npy' --exclude='persons.jsonl' \
+    tar czf "$out/.book-run.tgz" -C "$bundle" --exclude='*.pt' --exclude='*.npy' --exclude='persons.jsonl' \
         "$run" 2>/dev/null && mv "$out/.book-run.tgz" "$out/book-run.tgz"
 }
 ( while sleep 30; do pack; done ) &

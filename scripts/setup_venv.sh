@@ -8,10 +8,12 @@
 #    this checkout installed editable, so two checkouts never run each other's code; the base's console
 #    scripts (jupyter and its subcommands, papermill, pytest, jupyter-book...) are copied into .venv/bin
 #    with .venv's python in their first lines, so that an activated .venv runs the project's own, and the
-#    python3 kernel of .venv/share/jupyter is .venv's python (JupyterLab, papermill). .venv is rebuilt
+#    python3 kernel of .venv/share/jupyter is .venv's python (JupyterLab, papermill); the linter (ruff, pinned
+#    below: a few seconds, not worth a rebuild of the base) is installed in it. .venv is rebuilt
 #    when the base or this script changes (its marker holds both hashes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+RUFF=ruff==0.17.6  # the linter of pyproject.toml's [tool.ruff] (tests/test_layout.py runs it)
 key=$( (cat requirements.txt; python3 --version) | sha256sum | cut -c1-16)
 store=${CLOTHPARSE_VENV_STORE:-$HOME/.cache/clothparse/venvs}
 base="$store/base-$key"
@@ -42,6 +44,7 @@ if [ ! -f "$marker" ]; then
         sed "1,3s#$base/bin/python[0-9.]*#$venv/bin/python#" "$script" > ".venv/bin/$name"
         chmod +x ".venv/bin/$name"
     done
+    .venv/bin/python -m pip install --quiet "$RUFF"
     .venv/bin/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (ipykernel)" >/dev/null
     touch "$marker"
     echo "setup: .venv ready (packages from $base)"

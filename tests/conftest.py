@@ -36,6 +36,13 @@ def _threads() -> int:
     return max(1, min(2, os.cpu_count() or 1) // workers)
 
 
+def pytest_collection_modifyitems(session, config, items):
+    """The files with slow tests first, the longest (the published profile's dry run) at the head: pytest-xdist hands
+    out whole files in this order, so that the longest start first and the short ones fill the workers' ends."""
+    slow = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: (item.path.name != "test_book_dry_run.py", item.path not in slow))
+
+
 def pytest_collection_finish(session):
     """The smoke run's models trained once per test session, before any test: nbval's chapters and the tests that
     read them (the ``smoke_run`` fixture) find them in their worker's scratch run folder instead of each xdist worker
@@ -96,6 +103,26 @@ def _two_threads():
     """Torch on at most 2 threads, the cores of the machines the suite targets (1 per xdist worker on 2 cores)."""
     import torch
     torch.set_num_threads(_threads())
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    """The smoke profile shrunk (24 synthetic images at 32x32, random encoder) and its prepared data, on one thread
+    (tiny trainings are as fast, and far faster on cores others use too): seconds per training."""
+    from dataclasses import replace
+
+    import torch
+
+    from clothparse_lib.data.prepared import prepare_dataset
+    from clothparse_lib.profiles import get_profile
+
+    smoke = get_profile("smoke")
+    profile = replace(smoke, size=(32, 32), source_params={"n": 24, "seed": 0, "height": 64, "width": 64},
+                      train=replace(smoke.train, weights=None))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield profile, prepare_dataset(profile, run_dir=tmp_path_factory.mktemp("tiny"), progress=False)
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""One rank of tests/test_fast_training.py's data-parallel test: `clothparse train` (the real command line),
+"""One rank of tests/test_training_loop.py's data-parallel test: `clothparse train` (the real command line),
 instrumented to record which files this rank writes and the weights its model ends with
 ($CLOTHPARSE_TEST_OUT/rank<R>.json). Run by torchrun, not collected by pytest."""
 import hashlib

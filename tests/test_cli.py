@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
-from test_persons import _write_images  # noqa: E402 - tests/ is on sys.path
+from test_refinement_persons import _write_images  # noqa: E402 - tests/ is on sys.path
 
 from clothparse_lib.cli import main
 from clothparse_lib.refinement.persons import make_detector

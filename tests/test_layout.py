@@ -13,7 +13,7 @@ LIB = Path(__file__).resolve().parents[1] / "clothparse_lib"
 # inference (the exported model's card, the prior's checks, the ONNX runtime, the parsing path) is torch-free: above
 # the data readers, below the model code that writes what it reads.
 LAYERS = {"settings": 0, "taxonomy": 0, "profiles": 0, "paper": 0, "provenance": 0, "metrics": 0, "storage": 0,
-          "locks": 0, "data": 1, "inference": 2, "models": 3,
+          "locks": 0, "runfolder": 0, "data": 1, "inference": 2, "models": 3,
           "training": 4, "evaluation": 5, "refinement": 5, "results": 6, "book": 7, "cli": 8}
 MODULES = sorted(p for p in LIB.rglob("*.py") if "__pycache__" not in p.parts)
 
@@ -35,6 +35,21 @@ def _imported(path: Path) -> set[str]:
         elif isinstance(node, ast.Import):
             found |= {a.name for a in node.names}
     return {m for m in found if m.startswith("clothparse_lib.")}
+
+
+def _bound(target: ast.expr) -> list[str]:
+    """The names an assignment's target binds: ``A = ...``, and each of ``A, (B, C) = ...``."""
+    if isinstance(target, ast.Name):
+        return [target.id]
+    if isinstance(target, (ast.Tuple, ast.List)):
+        return [name for t in target.elts for name in _bound(t)]
+    return []
+
+
+def test_bound_names_of_tuple_assignments():
+    tree = ast.parse("A, (B, _C) = 1, (2, 3)\nD: int = 4\nx.y = 5")
+    assert [name for n in tree.body for t in getattr(n, "targets", [getattr(n, "target", None)]) for name in _bound(t)] \
+        == ["A", "B", "_C", "D"]
 
 
 def _layer(module: str) -> int:
@@ -62,8 +77,8 @@ def test_public_names_are_listed(path):
     if path.name != "__init__.py":
         tree = ast.parse(path.read_text())
         defined = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
-        defined |= {t.id for n in tree.body if isinstance(n, (ast.Assign, ast.AnnAssign))
-                    for t in (n.targets if isinstance(n, ast.Assign) else [n.target]) if isinstance(t, ast.Name)}
+        defined |= {name for n in tree.body if isinstance(n, (ast.Assign, ast.AnnAssign))
+                    for t in (n.targets if isinstance(n, ast.Assign) else [n.target]) for name in _bound(t)}
         public = {n for n in defined if not n.startswith("_")}
         assert set(module.__all__) == public
 
@@ -73,6 +88,16 @@ def test_parsing_a_photo_does_not_load_the_training_stack():
             "print(sorted(m for m in sys.modules if m.startswith(('clothparse_lib.training', 'fastai.callback.schedule'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_tree_is_clean_under_the_linter():
+    """ruff, as pyproject.toml configures it (line length, import order, pyflakes), finds nothing."""
+    ruff = LIB.parent / ".venv" / "bin" / "ruff"
+    if not ruff.exists():
+        pytest.skip("no .venv/bin/ruff (scripts/setup_venv.sh installs it)")
+    out = subprocess.run([str(ruff), "check", "--no-cache", "--output-format", "concise", str(LIB.parent)],
+                         capture_output=True, text=True, cwd=LIB.parent)
+    assert out.returncode == 0, out.stdout[-5000:] + out.stderr[-2000:]
 
 
 def test_the_inference_layer_and_the_command_line_load_no_torch():

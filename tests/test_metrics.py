@@ -2,8 +2,13 @@
 import numpy as np
 import torch
 
-from clothparse_lib.metrics import (classification_scores, confusion_matrix, iou_per_class, normalize_confusion,
-                                    segmentation_scores)
+from clothparse_lib.metrics import (
+    classification_scores,
+    confusion_matrix,
+    iou_per_class,
+    normalize_confusion,
+    segmentation_scores,
+)
 
 C = 9
 

@@ -15,6 +15,7 @@ from clothparse_lib.data.synthetic import make_sample
 from clothparse_lib.evaluation.scores import evaluate
 from clothparse_lib.models import build_model
 from clothparse_lib.models.checkpoints import load_model, read_checkpoint
+from clothparse_lib.profiles import get_profile
 
 TRAIN = ["--profile", "smoke", "--quiet", "--device", "cpu"]
 
@@ -33,7 +34,7 @@ def test_training_lowers_the_loss_and_raises_iou(trained):
     assert list(history["phase"]) == [1] * (history["phase"] == 1).sum() + [2] * (history["phase"] == 2).sum()
     for term in ("train_loss_ce", "train_loss_bce", "train_loss_box", "valid_loss", "valid_iou_excl_bg"):
         assert history[term].notna().all(), term
-    prepared = prepare_dataset("smoke", run_dir=trained, progress=False)
+    prepared = prepare_dataset(get_profile("smoke"), run_dir=trained, progress=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.manual_seed(0)
@@ -205,7 +206,7 @@ def test_progressive_resizing_resumes_across_the_size_change(tmp_path, killed_af
     from clothparse_lib.models.checkpoints import is_finished
     from clothparse_lib.training.loop import train_model
 
-    prepared = prepare_dataset("smoke", run_dir=tmp_path / "data", progress=False)
+    prepared = prepare_dataset(get_profile("smoke"), run_dir=tmp_path / "data", progress=False)
     settings = replace(prepared.profile.train, epochs_frozen=1, epochs_unfrozen=0, early_size=(64, 32), epochs_final=2)
     assert prepared.cache.size == (96, 64)
 

@@ -18,9 +18,9 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from ..profiles import get_profile
-from ..settings import tag
 from ..results.plan import planned_trainings
 from ..results.run import Run
+from ..runfolder import tag
 from ..storage import DiskFull
 
 __all__ = ["GPU_MEMORY_PER_JOB", "MAX_JOBS", "default_jobs", "TrainingsFailed", "train_concurrently"]

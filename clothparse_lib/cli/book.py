@@ -1,4 +1,5 @@
-"""``clothparse book run | build | references`` and ``clothparse table1``: the book's chapters and tables."""
+"""``clothparse book run | publish | build | references`` and ``clothparse table1``: the book's chapters and
+tables."""
 from __future__ import annotations
 
 import argparse
@@ -7,10 +8,11 @@ import sys
 import time
 from pathlib import Path
 
+from .. import runfolder, settings
 from ..profiles import DRY_RUN_SUFFIX, get_profile
 from .checks import check_count, run_dir
 
-__all__ = ["run", "build", "references", "table1"]
+__all__ = ["run", "publish", "build", "references", "table1"]
 
 
 def run(args) -> int:
@@ -27,8 +29,8 @@ def run(args) -> int:
 
     check_count(args.jobs, "--jobs")
     t = time.perf_counter()
-    profile = args.profile + DRY_RUN_SUFFIX if args.dry_run else args.profile
-    if get_profile(profile).source == "ccp":  # fetched here (progress bar in the terminal) when it is missing
+    profile = get_profile(args.profile + DRY_RUN_SUFFIX if args.dry_run else args.profile)
+    if profile.source == "ccp":  # fetched here (progress bar in the terminal) when it is missing
         locate(args.data_dir)
     try:
         results = run_book(profile, runs_dir=args.runs_dir, data_dir=args.data_dir, start=args.start,
@@ -38,15 +40,29 @@ def run(args) -> int:
         print(f"clothparse book run: {e}", file=sys.stderr)
         return 1
     ran = [r.chapter for r in results if r.status == "executed"]
-    print(f"book ({profile}): {len(ran)} chapter(s) executed, {len(results) - len(ran)} unchanged, "
-          f"{time.perf_counter() - t:.0f} s")
+    folder = settings.run_dir(profile.name, args.run_dir, args.runs_dir)
+    print(f"book ({profile.name}): {len(ran)} chapter(s) executed, {len(results) - len(ran)} unchanged, "
+          f"{time.perf_counter() - t:.0f} s; executed chapters in {runfolder.book_dir(folder)} "
+          f"(clothparse book publish --profile {profile.name} copies them into the book)")
     if args.html:
-        return build(argparse.Namespace(lenient=False, repository=args.repository, branch=args.branch), t)
+        return build(argparse.Namespace(lenient=False, repository=args.repository, branch=args.branch,
+                                        profile=profile.name, runs_dir=args.runs_dir, run_dir=args.run_dir), t)
+    return 0
+
+
+def publish(args) -> int:
+    from ..book.publish import publish
+
+    folder = run_dir(args)
+    for path in publish(folder):
+        print(path)
+    print(f"published the chapters of {folder} into the book: review them with git diff, then commit")
     return 0
 
 
 def references(args) -> int:
-    from ..book.runner import ROOT, write_references
+    from ..book.chapters import ROOT
+    from ..book.runner import write_references
 
     for path in write_references(Path(args.dest) if args.dest else ROOT / "tests" / "notebooks"):
         print(path)
@@ -54,17 +70,20 @@ def references(args) -> int:
 
 
 def build(args, t0: float | None = None) -> int:
+    from ..book.chapters import ROOT
+    from ..book.html import build_html
     from ..book.repository import repository_url
-    from ..book.runner import ROOT, build_html
 
     t = t0 or time.perf_counter()
+    folder = run_dir(args) if args.profile else None
     try:
         url = repository_url(ROOT, args.repository)
     except ValueError as e:
         print(f"clothparse book build: {e}", file=sys.stderr)
         return 2
     try:
-        html = build_html(warnings_are_errors=not args.lenient, quiet=True, repository=url or "none", branch=args.branch)
+        html = build_html(run_dir=folder, warnings_are_errors=not args.lenient, quiet=True, repository=url or "none",
+                          branch=args.branch)
     except subprocess.CalledProcessError as e:
         print(f"clothparse book build: jupyter-book failed (exit {e.returncode}); see its messages above", file=sys.stderr)
         return 1

@@ -7,9 +7,9 @@ import re
 from dataclasses import replace
 from pathlib import Path
 
-from .. import settings
+from .. import runfolder, settings
 from ..locks import check_free
-from ..profiles import TrainSettings, check_precision, get_profile
+from ..profiles import Profile, TrainSettings, check_precision, get_profile
 from ..storage import check_writable
 
 __all__ = ["DEVICE_PATTERN", "run_dir", "train_settings", "check_count", "check_device", "check_train"]
@@ -21,9 +21,9 @@ def run_dir(args) -> Path:
     return settings.run_dir(args.profile, args.run_dir, args.runs_dir)
 
 
-def train_settings(args) -> TrainSettings:
-    """The profile's training settings with the command line's overrides, checked (``TrainSettings``' ranges,
-    a weights file that exists)."""
+def train_settings(args, profile: Profile | None = None) -> TrainSettings:
+    """The training settings of ``profile`` (default: the one ``args`` names) with the command line's overrides,
+    checked (``TrainSettings``' ranges, a weights file that exists)."""
     overrides = {k: v for k, v in {"encoder": args.encoder, "epochs_frozen": args.epochs_frozen,
                                    "epochs_unfrozen": args.epochs_unfrozen, "batch_size": args.batch_size,
                                    "lr_frozen": args.lr_frozen, "lr_unfrozen": args.lr_unfrozen}.items() if v is not None}
@@ -36,7 +36,7 @@ def train_settings(args) -> TrainSettings:
         overrides["compile"] = True
     if getattr(args, "no_cudnn_benchmark", False):
         overrides["cudnn_benchmark"] = False
-    train = replace(get_profile(args.profile).train, **overrides)
+    train = replace((profile or get_profile(args.profile)).train, **overrides)
     if train.weights not in (None, "imagenet") and not Path(train.weights).is_file():
         raise ValueError(f"--weights {train.weights}: no such file (imagenet, none, or a local state-dict file)")
     return train
@@ -55,11 +55,11 @@ def check_device(device: str | None) -> str | None:
     return device
 
 
-def check_train(args) -> TrainSettings:
+def check_train(args, profile: Profile) -> TrainSettings:
     """Everything ``train`` can check before its imports: the settings, the device and the precision it can run
     (the default device known once torch is imported), the run folder writable, each model's folder free."""
-    train = train_settings(args)
-    if get_profile(args.profile).source != "synthetic":
+    train = train_settings(args, profile)
+    if profile.source != "synthetic":
         settings.data_dir(args.data_dir)
     device = check_device(args.device)
     if device is not None:
@@ -68,5 +68,5 @@ def check_train(args) -> TrainSettings:
     check_writable(folder, "--run-dir", folder=True)
     if not args.wait and not args.distributed:
         for name in args.model:
-            check_free(folder / "models" / name)
+            check_free(runfolder.model_dir(folder, name))
     return train

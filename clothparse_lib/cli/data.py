@@ -10,9 +10,10 @@ __all__ = ["prepare", "download"]
 def prepare(args) -> int:
     check_count(args.workers, "--workers")
     from ..data.prepared import prepare_dataset
+    from ..profiles import get_profile
 
-    prepared = prepare_dataset(args.profile, data_dir=args.data_dir, run_dir=run_dir(args), cache_dir=args.cache_dir,
-                               size=args.size, workers=args.workers, progress=not args.quiet)
+    prepared = prepare_dataset(get_profile(args.profile), data_dir=args.data_dir, run_dir=run_dir(args),
+                               cache_dir=args.cache_dir, size=args.size, workers=args.workers, progress=not args.quiet)
     cache, manifest = prepared.cache, prepared.cache.manifest
     print(f"profile {prepared.profile.name}: {len(cache)} images of {manifest['source']} cached at "
           f"{cache.size[0]}x{cache.size[1]} in {cache.path}")

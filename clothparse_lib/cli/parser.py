@@ -148,7 +148,8 @@ def _book_commands(sub) -> None:
 
     b = sub.add_parser("book", help="run the book's chapters with papermill and render them with jupyter-book")
     bsub = b.add_subparsers(dest="book_command", required=True)
-    br = bsub.add_parser("run", help="execute the chapters in order (unchanged ones are skipped)")
+    br = bsub.add_parser("run", help="execute the chapters in order into <run>/book (unchanged ones are skipped); "
+                         "the checkout is left as it is")
     br.add_argument("--profile", default="demo", help=PROFILE_HELP)
     br.add_argument("--dry-run", action="store_true",
                     help=f"the profile's code path on {DRY_RUN_IMAGES} images at {DRY_RUN_SIZE[0]}x{DRY_RUN_SIZE[1]}, 1 epoch, "
@@ -163,13 +164,20 @@ def _book_commands(sub) -> None:
     _data_dir_argument(br)
     br.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                     help="another papermill parameter (VALUE read as JSON when it parses, else as text)")
-    br.add_argument("--html", action="store_true", help="then render the book (jupyter-book build)")
+    br.add_argument("--html", action="store_true", help="then render the run's chapters (book build --profile)")
     _repository_arguments(br)
     br.set_defaults(func=book.run)
     bf = bsub.add_parser("references", help="re-make nbval's references: the chapters executed with the smoke profile")
     bf.add_argument("--dest", default=None, help="folder (default tests/notebooks)")
     bf.set_defaults(func=book.references)
-    bb = bsub.add_parser("build", help="render the executed chapters to _build/html (warnings are errors)")
+    bp = bsub.add_parser("publish", help="copy a finished run's executed chapters into the book (book/*.ipynb)")
+    bp.add_argument("--profile", default="demo", help=PROFILE_HELP)
+    _run_folder_arguments(bp)
+    bp.set_defaults(func=book.publish)
+    bb = bsub.add_parser("build", help="render the book's chapters (default: the committed ones, to _build/html) "
+                         "or a run's (--profile) to <run>/site/_build/html; warnings are errors")
+    bb.add_argument("--profile", help="render the chapters this profile's run executed (book run), not the book's")
+    _run_folder_arguments(bb)
     bb.add_argument("--lenient", action="store_true", help="do not treat Sphinx warnings as errors")
     _repository_arguments(bb)
     bb.set_defaults(func=book.build)

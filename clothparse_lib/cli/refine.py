@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import sys
 
+from .. import runfolder
 from .checks import run_dir
 
 __all__ = ["refine", "persons"]
@@ -17,8 +18,8 @@ def refine(args) -> int:
     print(refinement.summary(run).to_string())
     if review:
         refinement.review_gallery(run).savefig(run.run_dir / "review.png", dpi=80)
-    print(f"refined index: {run.run_dir / 'refined_index.csv'}; "
-          f"review list ({review} images): {run.run_dir / 'review.csv'}")
+    print(f"refined index: {runfolder.refined_index_file(run.run_dir)}; "
+          f"review list ({review} images): {runfolder.review_file(run.run_dir)}")
     return 0
 
 

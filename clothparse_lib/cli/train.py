@@ -2,13 +2,16 @@
 is refused before the training stack is imported (:mod:`.checks`)."""
 from __future__ import annotations
 
+from .. import runfolder
+from ..profiles import get_profile
 from .checks import check_train, run_dir
 
 __all__ = ["train", "evaluate"]
 
 
 def train(args) -> int:
-    train_settings = check_train(args)
+    profile = get_profile(args.profile)
+    train_settings = check_train(args, profile)
     if args.device is None and train_settings.precision != "auto":  # the default device: torch knows it
         import torch
 
@@ -24,7 +27,7 @@ def train(args) -> int:
     try:
         if ctx is not None and not ctx.main:
             ctx.barrier()
-        prepared = prepare_dataset(args.profile, data_dir=args.data_dir, run_dir=run_dir(args),
+        prepared = prepare_dataset(profile, data_dir=args.data_dir, run_dir=run_dir(args),
                                    progress=not args.quiet and (ctx is None or ctx.main))
         if ctx is not None and ctx.main:
             ctx.barrier()
@@ -44,9 +47,10 @@ def evaluate(args) -> int:
     from ..data.prepared import prepare_dataset
     from ..evaluation.scores import evaluate, load_checked, save_evaluation
 
-    prepared = prepare_dataset(args.profile, data_dir=args.data_dir, run_dir=run_dir(args), progress=not args.quiet)
+    prepared = prepare_dataset(get_profile(args.profile), data_dir=args.data_dir, run_dir=run_dir(args),
+                               progress=not args.quiet)
     for name in args.model:
-        folder = run_dir(args) / "models" / name
+        folder = runfolder.model_dir(run_dir(args), name)
         model = load_checked(folder / f"{args.checkpoint}.pt", args.device, model=name, profile=prepared.profile.name)
         result = evaluate(model, prepared.cache, prepared.split, args.split, progress=not args.quiet)
         path = save_evaluation(result, folder, args.split, {"split": args.split, "checkpoint": args.checkpoint})

@@ -31,7 +31,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from .. import settings
-from ..storage import disk_full, reserve
+from ..storage import disk_full, reserve, staged_folder
 from ..taxonomy import CLASSES, N_CLASSES
 from .base import DataError, SkipReport, Source, index_row
 
@@ -136,65 +136,13 @@ def build_cache(source: Source, size=(288, 192), root: Path | None = None, worke
     if not ids:
         raise DataError(source.name, "the data set is empty")
     root.mkdir(parents=True, exist_ok=True)
-    tmp = root / f".{path.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    start = time.perf_counter()
-    skipped, rows = SkipReport(), []
     try:
-        images = _allocated(tmp / "images.npy", (len(ids), h, w, 3))
-        masks = _allocated(tmp / "masks.npy", (len(ids), h, w))
-        workers = workers or len(os.sched_getaffinity(0))
-        jobs = [(i, (h, w)) for i in ids]
-        if workers > 1:
-            pool = ProcessPoolExecutor(workers, initializer=_init_pool_worker, initargs=(source,))
-            results = pool.map(_load, jobs, chunksize=4)
-        else:
-            pool = None
-            _init_worker(source)
-            results = map(_load, jobs)
-        try:
-            for image_id, (status, payload) in tqdm(zip(ids, results), total=len(ids), disable=not progress,
-                                                    desc=f"caching {source.name} at {h}x{w}"):
-                if status == "error":
-                    if on_error == "raise":
-                        raise DataError(image_id, payload)
-                    skipped.add(image_id, payload)
-                    continue
-                images[len(rows)], masks[len(rows)], row = payload
-                rows.append(row)
-        finally:
-            if pool is not None:
-                pool.shutdown(cancel_futures=True)
-        if len(rows) + skipped.total != len(ids):  # e.g. a StopIteration escaping a reader ends the loop silently
-            raise RuntimeError(f"caching {source.name} stopped early at image {ids[len(rows) + skipped.total]}: "
-                               f"{len(rows)} cached and {skipped.total} skipped of {len(ids)}")
-        if not rows:
-            raise DataError(source.name, f"no image could be read ({skipped})")
-        images.flush()
-        masks.flush()
-        del images, masks
-        if len(rows) < len(ids):  # drop the slots of skipped images
-            _truncate(tmp / "images.npy", len(rows))
-            _truncate(tmp / "masks.npy", len(rows))
-        pd.DataFrame(rows).to_csv(tmp / "index.csv", index=False)
-        skips = getattr(source, "skipped", None)
-        manifest = {
-            "format": CACHE_FORMAT, "key": path.name, "source": source.name, "fingerprint": source.fingerprint(),
-            "size": [h, w], "n_images": len(rows), "skipped_while_caching": skipped.to_dict(),
-            "skipped_by_reader": skips.to_dict() if skips is not None else None,
-            "build_seconds": round(time.perf_counter() - start, 1), "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        }
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
-        if path.exists():
-            shutil.rmtree(path)
-        os.rename(tmp, path)
+        with staged_folder(path) as tmp:
+            _fill(tmp, path.name, source, ids, (h, w), workers, progress, on_error)
     except OSError as e:
         if e.errno == errno.ENOSPC:
             raise disk_full(path, len(ids) * h * w * 4, f"the cache {path.name}") from None
         raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     for stale in root.glob(prefix + "*"):  # earlier caches of this source and size
         if stale != path:
             shutil.rmtree(stale, ignore_errors=True)
@@ -202,6 +150,57 @@ def build_cache(source: Source, size=(288, 192), root: Path | None = None, worke
         if not _alive(int(partial.name.rsplit("-", 1)[1])):
             shutil.rmtree(partial, ignore_errors=True)
     return open_cache(path)
+
+
+def _fill(tmp: Path, key: str, source: Source, ids: list, size: tuple[int, int], workers, progress: bool,
+          on_error: str) -> None:
+    """Read every image of ``ids`` at ``size`` into the folder ``tmp`` of the cache ``key``: arrays, index, manifest."""
+    (h, w), start = size, time.perf_counter()
+    skipped, rows = SkipReport(), []
+    images = _allocated(tmp / "images.npy", (len(ids), h, w, 3))
+    masks = _allocated(tmp / "masks.npy", (len(ids), h, w))
+    workers = workers or len(os.sched_getaffinity(0))
+    jobs = [(i, (h, w)) for i in ids]
+    if workers > 1:
+        pool = ProcessPoolExecutor(workers, initializer=_init_pool_worker, initargs=(source,))
+        results = pool.map(_load, jobs, chunksize=4)
+    else:
+        pool = None
+        _init_worker(source)
+        results = map(_load, jobs)
+    try:
+        for image_id, (status, payload) in tqdm(zip(ids, results), total=len(ids), disable=not progress,
+                                                desc=f"caching {source.name} at {h}x{w}"):
+            if status == "error":
+                if on_error == "raise":
+                    raise DataError(image_id, payload)
+                skipped.add(image_id, payload)
+                continue
+            images[len(rows)], masks[len(rows)], row = payload
+            rows.append(row)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    if len(rows) + skipped.total != len(ids):  # e.g. a StopIteration escaping a reader ends the loop silently
+        raise RuntimeError(f"caching {source.name} stopped early at image {ids[len(rows) + skipped.total]}: "
+                           f"{len(rows)} cached and {skipped.total} skipped of {len(ids)}")
+    if not rows:
+        raise DataError(source.name, f"no image could be read ({skipped})")
+    images.flush()
+    masks.flush()
+    del images, masks
+    if len(rows) < len(ids):  # drop the slots of skipped images
+        _truncate(tmp / "images.npy", len(rows))
+        _truncate(tmp / "masks.npy", len(rows))
+    pd.DataFrame(rows).to_csv(tmp / "index.csv", index=False)
+    skips = getattr(source, "skipped", None)
+    manifest = {
+        "format": CACHE_FORMAT, "key": key, "source": source.name, "fingerprint": source.fingerprint(),
+        "size": [h, w], "n_images": len(rows), "skipped_while_caching": skipped.to_dict(),
+        "skipped_by_reader": skips.to_dict() if skips is not None else None,
+        "build_seconds": round(time.perf_counter() - start, 1), "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
 
 
 def _alive(pid: int) -> bool:

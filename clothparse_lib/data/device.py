@@ -21,9 +21,9 @@ drop-in replacement for the training loop (an iterable of ``(images, masks)`` wi
 * data-parallel training (``world > 1``): every rank draws the same epoch plan, cuts it into global batches
   of ``batch_size * world`` samples and takes its own ``batch_size`` of each.
 
-The distributions are fastai's :func:`aug_transforms` with :data:`loaders.AUGMENTATION` (flip p 0.5;
+The distributions are fastai's :func:`aug_transforms` with :data:`augmentation.AUGMENTATION` (flip p 0.5;
 rotation uniform +-10 degrees with p 0.75; brightness and contrast in logit space, each with p 0.75,
-+-10 %); ``tests/test_device_batches.py`` checks :func:`augment` against fastai's transforms given the same
++-10 %); ``tests/test_data_device.py`` checks :func:`augment` against fastai's transforms given the same
 draws. The draws themselves come from another generator than fastai's, so this path trains on other
 (equally distributed) augmentations than the fastai DataLoader: it is an option
 (``TrainSettings.data_on_device``), the default on CUDA only.
@@ -38,6 +38,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .augmentation import AUGMENTATION
 from .cache import Cache
 
 __all__ = ["PLACEMENTS", "FIT_FRACTION", "draw_params", "affine_theta", "augment", "TorchRNG", "TensorBatches",
@@ -138,8 +139,6 @@ class TensorBatches:
                  augmentation: dict | None = None, rank: int = 0, world: int = 1, prefetch: int = 2):
         if placement not in PLACEMENTS:
             raise ValueError(f"placement must be one of {', '.join(PLACEMENTS)}, got {placement!r}")
-        from .loaders import AUGMENTATION
-
         self.cache, self.rows = cache, np.asarray(rows, dtype=np.int64)
         self.bs, self.shuffle, self.augment, self.drop_last = batch_size, shuffle, augment, drop_last
         self.placement, self.rank, self.world, self.prefetch = placement, rank, world, prefetch

@@ -19,7 +19,7 @@ from ..taxonomy import CLASS_INDEX, IMATERIALIST_CATEGORIES
 from .imaterialist import rle_encode
 from .synthetic import make_sample
 
-__all__ = ["FIXTURE_CATEGORY", "write_imaterialist_fixture", "rle_decode_per_pixel"]
+__all__ = ["FIXTURE_CATEGORY", "SLEEVE", "BELT", "JUMPSUIT", "write_imaterialist_fixture", "rle_decode_per_pixel"]
 
 
 FIXTURE_CATEGORY = {"top": 1, "overtop": 4, "pants": 6, "shorts": 7, "skirt": 8, "dress": 10, "shoe": 23, "bag": 24}

@@ -21,15 +21,12 @@ from fastai.torch_core import TensorImage, TensorMask, default_device
 from fastai.vision.augment import aug_transforms
 
 from . import Cache
+from .augmentation import AUGMENTATION
+from .device import TensorBatches, resolve_placement
 from .split import split_rows
 
-__all__ = ["AUGMENTATION", "CacheDataset", "batch_transforms", "ShardedTfmdDL", "make_dataloaders",
+__all__ = ["CacheDataset", "batch_transforms", "ShardedTfmdDL", "make_dataloaders",
            "training_dataloaders", "test_loader"]
-
-
-# Mild augmentation, as in the paper: flip, lighting +-10 %, rotation up to 10 degrees; no zoom, no warp.
-AUGMENTATION = dict(do_flip=True, flip_vert=False, max_rotate=10.0, max_lighting=0.1, max_zoom=1.0,
-                    max_warp=0.0, p_affine=0.75, p_lighting=0.75, pad_mode="zeros")
 
 
 class CacheDataset(torch.utils.data.Dataset):
@@ -92,8 +89,6 @@ def training_dataloaders(cache: Cache, split, stats: tuple, batch_size: int, dev
     """The training loop's train and valid batches: fastai's DataLoaders (:func:`make_dataloaders`) or, on the
     device, :class:`device.TensorBatches` (``data_on_device``: see :func:`device.resolve_placement`).
     ``dls.train.placement`` says which ("fastai", "device" or "host")."""
-    from .device import TensorBatches, resolve_placement
-
     device = device or default_device()
     train_rows, valid_rows = split_rows(cache, split, "train"), split_rows(cache, split, "valid")
     h, w = cache.size

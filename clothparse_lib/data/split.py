@@ -8,12 +8,12 @@ platform, so a seed gives the same split on every machine.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from ..storage import write_atomic
 from ..taxonomy import GARMENTS
 
 __all__ = ["PAPER_SPLIT_SIZES", "split_rows", "PAPER_FRACTIONS", "iterative_stratification", "make_split", "save_split", "load_split",
@@ -70,9 +70,7 @@ def make_split(index: pd.DataFrame, fractions: dict[str, float] | None = None, s
 def save_split(split: pd.DataFrame, path: Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # per process: concurrent trainings write it too
-    split.to_csv(tmp, index=False)
-    tmp.replace(path)
+    write_atomic(path, split.to_csv(index=False))  # concurrent trainings write it too: each its own temporary file
     return path
 
 

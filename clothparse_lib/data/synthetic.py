@@ -88,7 +88,8 @@ def _person_layers(shape, cx: float, top: float, h: float, garments: list[str], 
     if "bag" in garments:
         side = rng.choice([-1, 1])
         bx = x(side * 0.27)
-        layers["bag"] = _polygon(shape, [[(bx - 0.07 * h, y(0.46)), (bx + 0.07 * h, y(0.46)), (bx + 0.08 * h, y(0.60)), (bx - 0.08 * h, y(0.60))]])
+        layers["bag"] = _polygon(shape, [[(bx - 0.07 * h, y(0.46)), (bx + 0.07 * h, y(0.46)), (bx + 0.08 * h, y(0.60)),
+                                          (bx - 0.08 * h, y(0.60))]])
     return skin, layers
 
 

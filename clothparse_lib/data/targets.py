@@ -8,7 +8,6 @@ column i has x0 = i/W, x1 = (i+1)/W. Absent garments get (0, 0, 0, 0).
 """
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from ..taxonomy import N_CLASSES

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .. import runfolder
 from ..inference import parsing
-from ..settings import tag
 
 __all__ = ["resolve_checkpoint", "Parser"]
 
@@ -24,11 +24,11 @@ def resolve_checkpoint(checkpoint: str | Path, run_dir: str | Path) -> Path:
     training on the refined data that the book's tables use (``extended`` -> ``models/extended-refined``)."""
     if Path(checkpoint).is_file():
         return Path(checkpoint)
-    models = Path(run_dir) / "models"
-    for name in (str(checkpoint), tag(str(checkpoint), "refined", 0)):
-        if (models / name / "best.pt").is_file():
-            return models / name / "best.pt"
-    available = sorted(p.parent.name for p in models.glob("*/best.pt"))
+    models = runfolder.models_dir(run_dir)
+    for name in (str(checkpoint), runfolder.tag(str(checkpoint), "refined", 0)):
+        if runfolder.best_checkpoint(runfolder.model_dir(run_dir, name)).is_file():
+            return runfolder.best_checkpoint(runfolder.model_dir(run_dir, name))
+    available = sorted(p.parent.name for p in models.glob(str(runfolder.best_checkpoint("*"))))
     raise FileNotFoundError(f"checkpoint {str(checkpoint)!r} is neither a file nor a model of {models} "
                             f"({'models there: ' + ', '.join(available) if available else 'no trained model there'})")
 

@@ -10,6 +10,7 @@ about ``dress`` and ``skirt`` only, the pair the paper shows most confused). Res
 """
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,13 +25,15 @@ from ..data.split import split_rows
 from ..data.targets import presence_targets
 from ..metrics import classification_scores, confusion_matrix, segmentation_scores
 from ..models import make_class_prior
-from ..models.checkpoints import load_model, write_json
+from ..models.checkpoints import load_model
+from ..runfolder import result_file
+from ..storage import write_files
 from ..taxonomy import GARMENTS, N_CLASSES
 from ..training.losses import loss_terms
 from .predictor import Predictor
 
-__all__ = ["PARTIAL_PRIOR", "Evaluation", "load_checked", "evaluate", "RESULT_FILES", "result_file", "save_evaluation",
-           "load_scores", "checkpoint_scores"]
+__all__ = ["PARTIAL_PRIOR", "Evaluation", "load_checked", "evaluate", "save_evaluation", "load_scores",
+           "checkpoint_scores"]
 
 
 PARTIAL_PRIOR = ("dress", "skirt")
@@ -99,24 +102,21 @@ def evaluate(model: torch.nn.Module, cache: Cache, split, split_name: str = "tes
                       np.concatenate(probs) if probs else None, truth, per_image)
 
 
-RESULT_FILES = {"evaluation": "json", "confusion": "npz", "per_image": "csv", "presence_prob": "npy"}
-
-
-def result_file(folder: Path, kind: str, name: str = "test") -> Path:
-    """An evaluation's file in a model folder: ``<kind>.<ext>`` for the test split (``name`` "test"), else
-    ``<kind>-<name>.<ext>``; ``kind`` in :data:`RESULT_FILES`."""
-    return Path(folder) / f"{kind}{'' if name == 'test' else '-' + name}.{RESULT_FILES[kind]}"
-
-
 def save_evaluation(result: Evaluation, folder: Path, name: str = "test", extra: dict | None = None) -> Path:
     """The scores (``evaluation``), confusion counts, per-image table and presence probabilities of ``result``
-    (:func:`result_file`)."""
-    np.savez(result_file(folder, "confusion", name), **result.confusion)
-    result.per_image.to_csv(result_file(folder, "per_image", name), index=False)
-    if result.presence_prob is not None:
-        np.save(result_file(folder, "presence_prob", name), result.presence_prob)
+    (:func:`result_file`), all written or none (:func:`storage.write_files`)."""
+    confusion = io.BytesIO()
+    np.savez(confusion, **result.confusion)
     path = result_file(folder, "evaluation", name)
-    write_json({"name": name, "n_images": len(result.per_image), **(extra or {}), "scores": result.scores()}, path)
+    files = {result_file(folder, "confusion", name): confusion.getvalue(),
+             result_file(folder, "per_image", name): result.per_image.to_csv(index=False),
+             path: json.dumps({"name": name, "n_images": len(result.per_image), **(extra or {}),
+                               "scores": result.scores()}, indent=1, default=str)}
+    if result.presence_prob is not None:
+        presence = io.BytesIO()
+        np.save(presence, result.presence_prob)
+        files[result_file(folder, "presence_prob", name)] = presence.getvalue()
+    write_files(files)
     return path
 
 

@@ -4,8 +4,8 @@ output type, class priors, and the checkpoint store that saves and loads trained
 ``factory`` (build_model) -> ``unet`` (the fastai U-Nets, assembled from ``parts``) and ``baselines`` (smp); ``prior``
 (class priors), ``outputs`` (:class:`ModelOutput`), ``encoders``, ``checkpoints``.
 """
-from .checkpoints import load_model, read_checkpoint
 from ..profiles import ENCODERS
+from .checkpoints import load_model, read_checkpoint
 from .encoders import RandomInitWarning
 from .factory import MODEL_NAMES, build_model, count_parameters, model_splitter
 from .outputs import ModelOutput

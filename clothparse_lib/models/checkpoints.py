@@ -21,6 +21,7 @@ import torch
 from fastai.torch_core import default_device
 
 from ..profiles import TrainSettings
+from ..runfolder import last_checkpoint, manifest_file
 from ..storage import file_sha256, write_atomic, write_files
 from .factory import build_model
 
@@ -77,7 +78,7 @@ def is_finished(folder: Path) -> bool:
     """Whether the model trained in ``folder`` completed its schedule: ``last.pt``'s own state (phase and
     epochs done) against the settings it was trained with."""
     try:
-        ckpt = read_checkpoint(Path(folder) / "last.pt")
+        ckpt = read_checkpoint(last_checkpoint(folder))
     except (FileNotFoundError, ValueError):
         return False
     m, state = ckpt["manifest"], ckpt["state"]
@@ -122,10 +123,10 @@ def _check_listed(path: Path, state: dict) -> None:
     """Refuse a checkpoint whose SHA-256 differs from the one ``manifest.json`` lists, unless the checkpoint is newer
     than that copy (written after it by a run stopped before it rewrote ``manifest.json``; a copy stating no state
     predates every checkpoint)."""
-    manifest_file = path.parent / "manifest.json"
-    if not manifest_file.exists():
+    manifest = manifest_file(path.parent)
+    if not manifest.exists():
         return
-    listed = json.loads(manifest_file.read_text())
+    listed = json.loads(manifest.read_text())
     expected = listed.get("checkpoints", {}).get(path.name)
     newer = _progress(state) > _progress(listed.get("state") or {})
     if expected and expected != file_sha256(path) and not newer:

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from ..data.base import DataError, Sample, SkipReport, Source
+from ..storage import write_atomic, write_files
 from .persons import DetectionCache, Detections, PersonDetector, cached_detect
 
 __all__ = ["PAPER_MARGINS", "STATUSES", "REVIEW_POLICIES", "INDEX_VERSION", "margin_column", "garment_extent",
@@ -159,11 +160,10 @@ def summary(index: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_index(index: pd.DataFrame, path: str | Path) -> Path:
-    """Write the index as CSV and its settings (``index.attrs``) beside it as ``<name>.json``."""
+    """Write the index as CSV and its settings (``index.attrs``) beside it as ``<name>.json``, both or neither."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    index.to_csv(path, index=False)
-    path.with_suffix(".json").write_text(json.dumps(index.attrs, indent=1))
+    write_files({path: index.to_csv(index=False), path.with_suffix(".json"): json.dumps(index.attrs, indent=1)})
     return path
 
 
@@ -188,7 +188,7 @@ def write_review_list(index: pd.DataFrame, path: str | Path) -> pd.DataFrame:
             "last_x0", "last_x1", "width", "height", "reason", "use"]
     review = index.loc[index["status"] == "review", cols].assign(decision="")
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    review.to_csv(path, index=False)
+    write_atomic(Path(path), review.to_csv(index=False))
     return review
 
 

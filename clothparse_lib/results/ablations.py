@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .. import paper
-from ..evaluation.scores import result_file
+from ..runfolder import result_file
 from .run import Run
 from .tables import beside_paper, mean_std, models_table, seed_rows
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import paper
-from ..evaluation.scores import result_file
+from ..runfolder import result_file
 from .run import Run
 
 __all__ = ["table3", "confusion_counts", "most_confused"]

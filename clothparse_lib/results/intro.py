@@ -5,8 +5,9 @@ import pandas as pd
 
 from .. import paper
 from ..evaluation.scores import PARTIAL_PRIOR
-from ..profiles import Profile, get_profile
+from ..profiles import Profile
 from ..provenance import hardware
+from ..runfolder import history_file, models_dir
 from .ablations import table1, table4, table5
 from .architecture import cost_ratios
 from .baselines import table2
@@ -32,9 +33,8 @@ def headline(run: Run) -> pd.DataFrame:
     return table.assign(profile=run.profile.name, hardware=hardware()).set_index(["table", "number"])
 
 
-def deviations(profile: str | Profile) -> pd.DataFrame:
+def deviations(p: Profile) -> pd.DataFrame:
     """Where this profile departs from the paper, and why (the introduction's list)."""
-    p = get_profile(profile) if isinstance(profile, str) else profile
     ref, t = paper.numbers(), p.train
     costs = cost_ratios(p.size, t.encoder)
     rows = []
@@ -97,5 +97,5 @@ def training_times(run: Run) -> pd.DataFrame:
     """Every model trained in the run folder: its epochs and its training's wall seconds (``history.csv``'s, summed
     over its epochs: every session of a resumed training counts), the longest first."""
     rows = [{"model": h.parent.name, "epochs": len(t), "seconds": float(t["seconds"].sum())}
-            for h in sorted(run.run_dir.glob("models/*/history.csv")) for t in [pd.read_csv(h)]]
+            for h in sorted(models_dir(run.run_dir).glob(str(history_file("*")))) for t in [pd.read_csv(h)]]
     return pd.DataFrame(rows, columns=["model", "epochs", "seconds"]).set_index("model").sort_values("seconds", ascending=False)

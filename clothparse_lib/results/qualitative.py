@@ -18,8 +18,8 @@ import pandas as pd
 
 from ..data.split import split_rows
 from ..evaluation.predictor import Predictor
-from ..evaluation.scores import result_file
 from ..models.checkpoints import load_model
+from ..runfolder import best_checkpoint, result_file
 from ..taxonomy import CLASS_INDEX, GARMENTS, presence
 from .run import Run
 
@@ -37,7 +37,7 @@ def test_part(run: Run, model: str = "extended"):
     if list(per_image["image_id"]) != list(map(str, ids)):
         raise RuntimeError(f"{run.model_dir(model)}/per_image.csv does not match the test part of the data; "
                            "delete the model's evaluation files to re-evaluate")
-    return load_model(run.model_dir(model) / "best.pt", run.device), images, masks, per_image
+    return load_model(best_checkpoint(run.model_dir(model)), run.device), images, masks, per_image
 
 
 def _garment_errors(truth: np.ndarray, pred: np.ndarray) -> tuple[list[str], list[str]]:

@@ -15,14 +15,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from .. import settings
+from .. import runfolder, settings
 from ..data import open_source
 from ..data.prepared import PreparedData, prepare_dataset
-from ..evaluation.scores import evaluate, load_scores, result_file, save_evaluation
+from ..evaluation.scores import evaluate, load_scores, save_evaluation
 from ..models.checkpoints import is_finished, load_model
 from ..profiles import Profile, TrainSettings, get_profile
 from ..refinement.persons import make_detector
 from ..refinement.refine import RefinedSource, apply_review, read_index, refine, write_index, write_review_list
+from ..runfolder import result_file, tag
 from ..training.loop import train_model
 
 __all__ = ["Run"]
@@ -53,10 +54,10 @@ class Run:
     def refined_index(self) -> pd.DataFrame:
         """The refinement's index (computed once; detections cached in ``persons.jsonl``), with the decisions a
         person wrote into ``review.csv`` (``keep`` / ``drop`` per image left for review; blank: left out)."""
-        path, review = self.run_dir / "refined_index.csv", self.run_dir / "review.csv"
+        path, review = runfolder.refined_index_file(self.run_dir), runfolder.review_file(self.run_dir)
         if not path.exists():
-            index = refine(self.source(), make_detector(self.profile.detector), cache_file=self.run_dir / "persons.jsonl",
-                           progress=self.progress)
+            index = refine(self.source(), make_detector(self.profile.detector),
+                           cache_file=runfolder.persons_file(self.run_dir), progress=self.progress)
             write_review_list(index, review)
             write_index(index, path)
         return apply_review(read_index(path), review) if review.exists() else read_index(path)
@@ -73,11 +74,11 @@ class Run:
         return self.base() if variant == "base" else self.refined()
 
     def model_dir(self, model: str, variant: str = "refined", seed: int = 0) -> Path:
-        return self.run_dir / "models" / settings.tag(model, variant, seed)
+        return runfolder.model_dir(self.run_dir, tag(model, variant, seed))
 
     def trained(self, model: str, variant: str = "refined", seed: int = 0) -> bool:
         folder = self.model_dir(model, variant, seed)
-        return (folder / "best.pt").exists() and is_finished(folder)
+        return runfolder.best_checkpoint(folder).exists() and is_finished(folder)
 
     def evaluated(self, model: str, variant: str = "refined", seed: int = 0) -> bool:
         return self.trained(model, variant, seed) and result_file(self.model_dir(model, variant, seed), "evaluation").exists()
@@ -93,12 +94,12 @@ class Run:
         name = "test" if on == "refined" else f"test-on-{on}"
         if not self.trained(model, variant, seed):
             train_model(self.data(variant), model, train or self.profile.train, self.run_dir, seed=seed,
-                        device=self.device, progress=self.progress, tag=settings.tag(model, variant, seed))
+                        device=self.device, progress=self.progress, tag=tag(model, variant, seed))
             for stale in folder.glob("evaluation*.json"):  # scores of the model before this training
                 stale.unlink()
         if not result_file(folder, "evaluation", name).exists():
             test = self.data(on)
-            result = evaluate(load_model(folder / "best.pt", self.device), test.cache, test.split, "test",
+            result = evaluate(load_model(runfolder.best_checkpoint(folder), self.device), test.cache, test.split, "test",
                               progress=self.progress)
             save_evaluation(result, folder, name, {"split": "test", "data": on})
         return load_scores(folder, name)

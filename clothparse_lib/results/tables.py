@@ -19,7 +19,8 @@ def score_row(scores: dict, mode: str = "none") -> dict:
 
 
 def seed_rows(run: Run, model: str, variant: str = "refined", mode: str = "none") -> pd.DataFrame:
-    """One row of test scores (fractions) per seed of the model (:meth:`Profile.seeds_for`): index ``seed``, columns as :func:`score_row`."""
+    """One row of test scores (fractions) per seed of the model (:meth:`Profile.seeds_for`): index ``seed``, columns as
+    :func:`score_row`."""
     return pd.DataFrame({s: score_row(run.ensure(model, variant, s), mode) for s in run.profile.seeds_for(model)}).T.rename_axis("seed")
 
 

@@ -8,12 +8,13 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .. import paper
 from ..data.loaders import test_loader
 from ..models.checkpoints import load_model
+from ..profiles import DRY_RUN_SUFFIX, Profile
+from ..runfolder import best_checkpoint, history_file, manifest_file
 from ..training.loop import lr_find
 from ..training.losses import calibrate_loss_weights
-from .. import paper
-from ..profiles import DRY_RUN_SUFFIX, Profile
 from .run import Run
 
 PILOTS = Path(__file__).resolve().parents[1] / "pilots"  # the pilots' tables, shipped with the package
@@ -58,7 +59,7 @@ def loss_calibration(run: Run, model: str = "extended", batches: int = 4) -> pd.
     it equal to the CE, and the weight the run trains with. ``attrs["batches"]``: the batches measured.
     """
     data, settings = run.refined(), run.profile.train
-    trained = load_model(run.model_dir(model) / "best.pt", run.device)
+    trained = load_model(best_checkpoint(run.model_dir(model)), run.device)
     valid = test_loader(data.cache, data.split, trained.normalization, settings.batch_size, run.device, "valid")
     plain = ((x.as_subclass(torch.Tensor), y.as_subclass(torch.Tensor)) for x, y in valid)
     measured = calibrate_loss_weights(trained, plain, max_batches=batches)
@@ -76,8 +77,8 @@ def training_summary(run: Run, models, variant: str = "refined") -> pd.DataFrame
     rows = []
     for name in models:
         folder = run.model_dir(name, variant)
-        history = pd.read_csv(folder / "history.csv")
-        manifest = json.loads((folder / "manifest.json").read_text())
+        history = pd.read_csv(history_file(folder))
+        manifest = json.loads(manifest_file(folder).read_text())
         rows.append({"model": name, "encoder": manifest["settings"]["encoder"], "epochs": len(history),
                      "seconds": history["seconds"].sum(), "seconds per epoch": history["seconds"].mean(),
                      "best valid IoU excl. bg (%)": 100 * history["valid_iou_excl_bg"].max()})
@@ -97,4 +98,4 @@ def lr_finder(run: Run, model: str = "extended", iterations: int | None = None) 
 def history(run: Run, model: str = "extended", variant: str = "refined") -> pd.DataFrame:
     """The model's ``history.csv``: one row per epoch and phase (losses, validation IoU excl. bg, seconds)."""
     run.ensure(model, variant)
-    return pd.read_csv(run.model_dir(model, variant) / "history.csv")
+    return pd.read_csv(history_file(run.model_dir(model, variant)))

@@ -57,17 +57,24 @@ from fastai.learner import Learner
 from fastai.optimizer import Adam
 from fastai.torch_core import set_seed
 
+from .. import runfolder
 from ..data.loaders import training_dataloaders
 from ..data.prepared import PreparedData
 from ..locks import folder_lock
 from ..models import build_model, model_splitter
 from ..models.checkpoints import StaleCheckpoint, is_finished, read_checkpoint
-from ..storage import file_sha256
 from ..profiles import TrainSettings
 from ..provenance import environment, git_commit
+from ..storage import file_sha256
 from . import distributed as D
-from .callbacks import (DeviceAvgLoss, DeviceMixedPrecision, DeviceSmoothLoss, ProgressEvery, StopOnNonFiniteLoss,
-                        ValidIoU)
+from .callbacks import (
+    DeviceAvgLoss,
+    DeviceMixedPrecision,
+    DeviceSmoothLoss,
+    ProgressEvery,
+    StopOnNonFiniteLoss,
+    ValidIoU,
+)
 from .losses import ClothParsingLoss, loss_term_metrics
 from .precision import resolve_precision, uses_channels_last
 from .resume import Checkpointer, CheckpointWriter, resume_key, set_rng_state, to_device, trim_history
@@ -133,7 +140,7 @@ def train_model(prepared: PreparedData, model_name: str, settings: TrainSettings
         device = ctx.device
     rank, world = (ctx.rank, ctx.world) if ctx is not None else (0, 1)
     main = rank == 0
-    folder = Path(run_dir) / "models" / (tag or model_name)
+    folder = runfolder.model_dir(run_dir, tag or model_name)
     try:
         with folder_lock(folder, wait) if main else contextlib.nullcontext():
             return _train(prepared, model_name, settings, folder, seed, device, resume, progress, timings, ctx, rank,
@@ -185,9 +192,9 @@ def _train(prepared, model_name, settings, folder, seed, device, resume, progres
     if rank:
         _reseed_rank(seed, rank)
     opt_state = fit = rng = None
-    if resume and (folder / "last.pt").exists():
+    if resume and runfolder.last_checkpoint(folder).exists():
         try:
-            ckpt = read_checkpoint(folder / "last.pt")
+            ckpt = read_checkpoint(runfolder.last_checkpoint(folder))
         except StaleCheckpoint:  # an older clothparse's: start afresh, as after a change of settings
             ckpt = {"manifest": {}}
         if resume_key(ckpt["manifest"]) == resume_key(manifest):
@@ -195,18 +202,18 @@ def _train(prepared, model_name, settings, folder, seed, device, resume, progres
             state, opt_state, fit = ckpt["state"], ckpt.get("opt"), ckpt.get("fit")
             rng = ckpt["rng_ranks"][rank] if "rng_ranks" in ckpt else ckpt.get("rng")
             if main:
-                trim_history(folder / "history.csv", state)
+                trim_history(runfolder.history_file(folder), state)
                 print(f"{model_name}: already trained in {folder} (--no-resume trains it again)" if is_finished(folder)
                       else f"resuming {model_name} from phase {state['phase']}, epoch {state['epochs_done']}")
     if ctx is not None:
         ctx.barrier()  # every rank has read last.pt before rank 0 may remove it
     if main and not opt_state:  # a fresh start: forget any earlier history of this model
-        for f in ("history.csv", "last.pt", "best.pt", "manifest.json"):
-            (folder / f).unlink(missing_ok=True)
+        for f in (runfolder.history_file, runfolder.last_checkpoint, runfolder.best_checkpoint, runfolder.manifest_file):
+            f(folder).unlink(missing_ok=True)
     writer = None  # writes manifest.json after each checkpoint, listing those already there when resuming
     if main:
-        writer = CheckpointWriter(folder, manifest, {f: file_sha256(folder / f) for f in ("last.pt", "best.pt")
-                                                     if (folder / f).exists()})
+        checkpoints = (runfolder.last_checkpoint(folder), runfolder.best_checkpoint(folder))
+        writer = CheckpointWriter(folder, manifest, {f.name: file_sha256(f) for f in checkpoints if f.exists()})
 
     size = next(p.size for p in phases if p.epochs)  # the size of learn.dls
     try:

@@ -24,8 +24,8 @@ from ..data.targets import presence_and_boxes
 from ..models.outputs import ModelOutput
 from ..profiles import W_BCE, W_BOX
 
-__all__ = ["weighted_cross_entropy", "loss_terms", "ClothParsingLoss", "LossTerm", "loss_term_metrics",
-           "calibrate_loss_weights"]
+__all__ = ["BACKGROUND_WEIGHT", "GARMENT_WEIGHT", "weighted_cross_entropy", "loss_terms", "ClothParsingLoss", "LossTerm",
+           "loss_term_metrics", "calibrate_loss_weights"]
 
 
 BACKGROUND_WEIGHT, GARMENT_WEIGHT = 1.0, 2.0

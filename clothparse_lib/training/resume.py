@@ -17,6 +17,7 @@ from fastai.callback.core import Callback
 
 from ..models.checkpoints import make_checkpoint, save_checkpoints, write_json
 from ..profiles import TrainSettings
+from ..runfolder import best_checkpoint, history_file, last_checkpoint, manifest_file
 from ..storage import append_whole
 from . import distributed as D
 
@@ -74,11 +75,11 @@ class CheckpointWriter:
     def _write(self, state, weights, extra, best, timing):
         try:
             t = time.perf_counter()
-            files = {self.folder / "last.pt": make_checkpoint(self.manifest, state, weights, **extra)}
+            files = {last_checkpoint(self.folder): make_checkpoint(self.manifest, state, weights, **extra)}
             if best:
-                files[self.folder / "best.pt"] = make_checkpoint(self.manifest, state, weights)
+                files[best_checkpoint(self.folder)] = make_checkpoint(self.manifest, state, weights)
             self.hashes.update(save_checkpoints(files))
-            write_json({**self.manifest, "state": dict(state), "checkpoints": self.hashes}, self.folder / "manifest.json")
+            write_json({**self.manifest, "state": dict(state), "checkpoints": self.hashes}, manifest_file(self.folder))
             if timing is not None:
                 timing["write_seconds"] = time.perf_counter() - t
         except BaseException as e:  # raised in the training's thread by wait()
@@ -131,7 +132,7 @@ class Checkpointer(Callback):
         timing = {"phase": self.phase, "epoch": self.epoch + 1, "epoch_seconds": t - self.t0}
         if self.main:
             self.writer.wait()  # the previous epoch's checkpoint is on disk (its error, if any, raised here)
-            append_history(self.folder / "history.csv", row)
+            append_history(history_file(self.folder), row)
             model = self.bare if self.bare is not None else self.learn.model
             extra = {"opt": plain(self.learn.opt.state_dict()), "rng": rng, "fit": fit_state(self.learn)}
             if ranks is not None:

@@ -237,7 +237,7 @@ class SkinBlobDetector(_Detector):
     background or garment stays separate), connected; kept when its area is within ``area`` (shares
     of the image), its height/width ratio within ``aspect``, it fills ``fill`` of its box, and its
     bottom rows (the neck) are narrower than ``neck`` times its widest row, which lies in its upper
-    three quarters. Arms, legs, shoes, bags and clutter fail one of these tests (``tests/test_persons.py``
+    three quarters. Arms, legs, shoes, bags and clutter fail one of these tests (``tests/test_refinement_persons.py``
     checks it on synthetic images: every two-person image gives 2+ heads, most one-person images one).
     """
 

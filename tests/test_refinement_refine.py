@@ -5,14 +5,24 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
-from test_persons import CountingDetector  # noqa: E402 - tests/ is on sys.path (pytest's rootdir import mode)
+from test_refinement_persons import CountingDetector  # noqa: E402 - tests/ is on sys.path (pytest's rootdir import mode)
 
 from clothparse_lib.data import DataError, Sample, build_cache
 from clothparse_lib.data.ccp import CCPSource
 from clothparse_lib.data.synthetic import SyntheticSource
 from clothparse_lib.refinement.persons import Detections, make_detector
-from clothparse_lib.refinement.refine import (PAPER_MARGINS, RefinedSource, apply_review, crop_box, garment_extent,
-                                              read_index, refine, summary, write_index, write_review_list)
+from clothparse_lib.refinement.refine import (
+    PAPER_MARGINS,
+    RefinedSource,
+    apply_review,
+    crop_box,
+    garment_extent,
+    read_index,
+    refine,
+    summary,
+    write_index,
+    write_review_list,
+)
 from clothparse_lib.results import refinement
 
 

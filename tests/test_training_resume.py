@@ -1,27 +1,23 @@
-"""A full disk, two processes in one folder, a kill between a checkpoint and its manifest: each leaves a folder as
-it was, or one that resumes, and says what happened in one line."""
+"""A training that stops (a full disk, a kill between a checkpoint and its manifest, a second training in its
+folder) leaves a folder that resumes, and says what happened in one line (training.resume)."""
 import errno
 import json
 import os
-import pickle
 import shutil
-import subprocess
-import sys
 import threading
 from dataclasses import replace
 
 import pandas as pd
 import pytest
 import torch
+from test_locks import hold, release  # noqa: E402 - tests/ is on sys.path
 
 from clothparse_lib import profiles, storage
 from clothparse_lib.cli import main
-from clothparse_lib.locks import FolderLocked, folder_lock, holder
-from clothparse_lib.models.checkpoints import atomic_save, read_checkpoint
+from clothparse_lib.models.checkpoints import read_checkpoint
 from clothparse_lib.training import resume
 
 TRAIN = ["train", "--profile", "tiny", "--quiet", "--device", "cpu", "--model", "plain_unet", "--epochs-unfrozen", "0"]
-MB = 2**20
 
 
 @pytest.fixture
@@ -36,64 +32,6 @@ def tiny(monkeypatch):
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-@pytest.fixture
-def full_disk(tmp_path, monkeypatch):
-    """A folder on a 1 MB disk: a tmpfs where the test may mount one, else simulated (a file's writes past 1 MB, and
-    an allocation of more, fail with ENOSPC)."""
-    folder = tmp_path / "disk"
-    folder.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={MB}", "tmpfs", str(folder)], capture_output=True).returncode:
-        write_all, fallocate = storage._write_all, os.posix_fallocate
-
-        def limited(fd, data):
-            view = memoryview(data).cast("B")
-            if not os.readlink(f"/proc/self/fd/{fd}").startswith(str(folder)):
-                return write_all(fd, view)
-            room = max(0, MB - os.fstat(fd).st_size)
-            write_all(fd, view[:room])
-            if len(view) > room:
-                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
-        def allocate(fd, offset, size):
-            if offset + size > MB:
-                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-            fallocate(fd, offset, size)
-
-        monkeypatch.setattr(storage, "_write_all", limited)
-        monkeypatch.setattr(os, "posix_fallocate", allocate)
-        yield folder
-        return
-    yield folder
-    subprocess.run(["umount", "-l", str(folder)], check=True)
-
-
-def test_writes_on_a_full_disk_change_nothing(full_disk):
-    atomic_save({"x": torch.zeros(10)}, full_disk / "last.pt")
-    before = (full_disk / "last.pt").read_bytes()
-    with pytest.raises(storage.DiskFull) as full:
-        atomic_save({"x": torch.zeros(MB)}, full_disk / "last.pt")  # 4 MB
-    assert str(full.value).startswith(f"no space left on the device of {full_disk}: writing last.pt needs 4.0 MB, ")
-    assert (full_disk / "last.pt").read_bytes() == before and os.listdir(full_disk) == ["last.pt"]
-    full.value.args = ["fastai's wrapper replaces the args"]  # the message stays, across processes too
-    assert str(pickle.loads(pickle.dumps(full.value))) == str(full.value).strip() and full.value.errno == errno.ENOSPC
-    storage.append_whole(full_disk / "history.csv", "a,b\n")
-    with pytest.raises(storage.DiskFull, match="writing history.csv needs 2.0 MB"):
-        storage.append_whole(full_disk / "history.csv", "x" * 2 * MB)
-    assert (full_disk / "history.csv").read_text() == "a,b\n"
-    (full_disk / "big.npy").touch()
-    with pytest.raises(storage.DiskFull, match="writing big.npy needs 3.0 MB"):
-        storage.reserve(full_disk / "big.npy", 3 * MB)
-
-
-def test_a_cache_build_on_a_full_disk_stops_in_one_line(full_disk, tmp_path, capsys):
-    code = main(["prepare", "--profile", "smoke", "--cache-dir", str(full_disk), "--run-dir", str(tmp_path / "run"),
-                 "--workers", "1", "--quiet"])
-    err = capsys.readouterr().err
-    assert code == 2 and len(err.splitlines()) == 1, err
-    assert f"error: no space left on the device of {full_disk}: writing the cache synthetic-96x64-" in err
-    assert "needs 2.2 MB" in err and os.listdir(full_disk) == []
 
 
 def test_training_on_a_full_disk_stops_in_one_line_and_keeps_the_last_checkpoint(tiny, tmp_path, monkeypatch, capsys):
@@ -180,54 +118,6 @@ def test_a_loss_that_becomes_nan_stops_the_training_and_keeps_the_last_good_chec
     best = read_checkpoint(folder / "best.pt")["model"]
     assert all(torch.isfinite(t).all() for t in best.values() if t.is_floating_point())
     assert len(pd.read_csv(folder / "history.csv")) == 1
-
-
-HOLD = "import sys\nfrom clothparse_lib.locks import folder_lock\nwith folder_lock(sys.argv[1]):\n" \
-       "    print('held', flush=True)\n    sys.stdin.read()"
-
-
-def hold(folder) -> subprocess.Popen:
-    """Another process holding the lock of ``folder`` until its stdin is closed."""
-    p = subprocess.Popen([sys.executable, "-c", HOLD, str(folder)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                         text=True)
-    assert p.stdout.readline().strip() == "held"
-    return p
-
-
-def release(p: subprocess.Popen) -> None:
-    p.stdin.close()
-    assert p.wait(30) == 0
-
-
-def test_a_folder_in_use_stops_naming_its_holder_or_waits(tmp_path):
-    p = hold(tmp_path / "run")
-    with pytest.raises(FolderLocked, match=rf"run is in use by process {p.pid} \(-c .*run\) since 20"):
-        with folder_lock(tmp_path / "run"):
-            pass
-    with folder_lock(tmp_path / "run" / "models" / "a"), folder_lock(tmp_path / "run" / "models" / "b"):
-        pass  # other folders (the book's concurrent trainings) are free
-    taken = threading.Event()
-
-    def waiting():
-        with folder_lock(tmp_path / "run", wait=True):
-            taken.set()
-
-    waiter = threading.Thread(target=waiting)
-    waiter.start()
-    assert not taken.wait(1), "taken while another process holds it"
-    release(p)
-    waiter.join(30)
-    assert taken.is_set()
-
-
-def test_the_lock_of_a_killed_process_is_taken_over(tmp_path):
-    p = hold(tmp_path)
-    p.kill()
-    p.wait()
-    assert holder(tmp_path)["pid"] == p.pid  # its lock file still names it
-    with folder_lock(tmp_path):
-        assert holder(tmp_path)["pid"] == os.getpid()
-    assert holder(tmp_path) == {}
 
 
 def test_a_second_training_in_a_model_folder_stops_or_waits(tiny, tmp_path, capsys):

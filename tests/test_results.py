@@ -9,7 +9,15 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from clothparse_lib import paper
 from clothparse_lib.models import build_model, count_parameters
-from clothparse_lib.results import ablations, architecture, beyond, confusion, intro, qualitative
+from clothparse_lib.profiles import get_profile
+from clothparse_lib.results import (
+    ablations,
+    architecture,
+    beyond,
+    confusion,
+    intro,
+    qualitative,
+)
 from clothparse_lib.results import training as training_results
 from clothparse_lib.taxonomy import CLASS_INDEX
 
@@ -98,10 +106,10 @@ def test_loss_calibration_of_the_trained_model(run):
 
 def test_figure1_and_deviations():
     assert architecture.decoder_channels()["match"].all()
-    dev = intro.deviations("demo")
+    dev = intro.deviations(get_profile("demo"))
     assert {"data set", "encoder", "person detector", "BCE weight"} <= set(dev.index)
-    assert "data set" not in intro.deviations("paper").index
-    assert "bf16 autocast + channels-last" in intro.deviations("cpu").loc["precision", "this run"]
+    assert "data set" not in intro.deviations(get_profile("paper")).index
+    assert "bf16 autocast + channels-last" in intro.deviations(get_profile("cpu")).loc["precision", "this run"]
     costs = architecture.cost_ratios((128, 96), "efficientnet-lite0")  # the demo profile's: the numbers in the text
     assert f"needs {costs['resnet34_over_encoder']:.1f}x fewer multiply-adds" in dev.loc["encoder", "why"]
     assert f"within {costs['extended_extra_pct']:.1f} % of the plain" in dev.loc["final block of the Extended U-Net", "why"]

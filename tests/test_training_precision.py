@@ -5,7 +5,7 @@ import torch
 from clothparse_lib.data.loaders import training_dataloaders
 from clothparse_lib.data.prepared import prepare_dataset
 from clothparse_lib.models import build_model
-from clothparse_lib.profiles import TrainSettings
+from clothparse_lib.profiles import TrainSettings, get_profile
 from clothparse_lib.training import precision
 from clothparse_lib.training.callbacks import DeviceMixedPrecision
 from clothparse_lib.training.loop import make_learner
@@ -45,7 +45,7 @@ def test_native_bf16_detection_reads_torchs_cpu_capabilities(monkeypatch):
 
 
 def test_the_learner_takes_the_fast_path_on_a_cpu(native, tmp_path):
-    prepared = prepare_dataset("smoke", run_dir=tmp_path, progress=False)
+    prepared = prepare_dataset(get_profile("smoke"), run_dir=tmp_path, progress=False)
     settings = TrainSettings(encoder="efficientnet-lite0", weights=None, batch_size=4)
     for name in ("extended", "deeplabv3plus"):
         model = build_model(name, encoder=settings.encoder, weights=None, img_size=prepared.cache.size)

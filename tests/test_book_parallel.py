@@ -4,6 +4,7 @@ import os
 from clothparse_lib.book.parallel import MAX_JOBS, default_jobs
 from clothparse_lib.data import loaders
 from clothparse_lib.data.prepared import prepare_dataset
+from clothparse_lib.profiles import get_profile
 
 
 def test_one_job_per_core_on_a_cpu(monkeypatch):
@@ -20,7 +21,7 @@ def test_loaders_start_no_worker_processes(tmp_path):
     """Each of the book's concurrent trainings feeds its model from its own process: a loader with worker
     processes would start one per core per training, each copying the loader's CUDA tensors (the normalisation
     statistics) into a CUDA context of its own: that ran a GPU out of memory."""
-    prepared = prepare_dataset("smoke", run_dir=tmp_path, progress=False)
+    prepared = prepare_dataset(get_profile("smoke"), run_dir=tmp_path, progress=False)
     stats = ((0.5,) * 3, (0.5,) * 3)
     dls = loaders.make_dataloaders(prepared.cache, prepared.split, stats, batch_size=4, device="cpu")
     evaluation = loaders.test_loader(prepared.cache, prepared.split, stats, device="cpu")
