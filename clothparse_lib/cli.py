@@ -129,6 +129,13 @@ def _predict(args) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file, not a folder")
+    if args.backend is None and args.checkpoint is None and args.model is None:  # the model that ships
+        from .evaluation.shipped import describe, shipped_model
+
+        args.model, card = shipped_model()
+        args.backend = "onnx"
+        print(f"model: the shipped {describe(card)}")
+    args.backend = args.backend or "torch"
     if args.backend == "onnx":
         if args.model is None or args.checkpoint is not None or args.device not in (None, "cpu"):
             raise ValueError("--backend onnx runs an exported model: --model FILE.onnx (`clothparse export` writes it), "
@@ -164,7 +171,11 @@ def _export(args) -> int:
     from .evaluation.parsing import resolve_checkpoint
     from .models.export import card_path, export_onnx
 
+    if (args.out is None) != args.ship or (args.photos and not args.ship):
+        raise ValueError("export writes --out FILE.onnx, or with --ship the package's model (--photos: with --ship)")
     checkpoint = resolve_checkpoint(args.checkpoint, _run_dir(args))
+    if args.ship:
+        return _ship(checkpoint, args)
     card = export_onnx(checkpoint, args.out)
     inputs = "image" + (" and prior (B, 8; NaN unknown)" if card["prior"] else " (no prior input)")
     test = card["test"]
@@ -172,6 +183,20 @@ def _export(args) -> int:
     size = Path(args.out).stat().st_size / 2**20
     print(f"{card['model']} ({checkpoint}) -> {args.out} ({size:.1f} MiB, {card['size'][0]}x{card['size'][1]}, inputs "
           f"{inputs}{iou}); card {card_path(args.out)}")
+    return 0
+
+
+def _ship(checkpoint: Path, args) -> int:
+    from .evaluation.ship import agreement_photos, ship_model
+    from .evaluation.shipped import describe, shipped_file
+
+    photos = [Path(p) for p in args.photos] if args.photos else agreement_photos(checkpoint, args.data_dir)
+    card = ship_model(checkpoint, photos)
+    shipped = card["shipped"]
+    found = shipped["agreement"]["without_prior"]
+    print(f"{describe(card)} ({checkpoint}) -> {shipped_file()} ({shipped['size_mb']:.1f} MiB, float16 weights); "
+          f"agrees with the float32 export on {100 * found['pixels']:.3f} % of the pixels of {len(photos)} photos "
+          f"({100 * found['garment_lists']:.1f} % of the garment lists)")
     return 0
 
 
@@ -374,8 +399,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("images", nargs="+", metavar="IMAGE")
     r.add_argument("--checkpoint", help="torch backend: a best.pt / last.pt file, or a model of the run folder "
                    "(e.g. extended: models/extended/, else the book's models/extended-refined/)")
-    r.add_argument("--backend", choices=["torch", "onnx"], default="torch",
-                   help="torch (default: --checkpoint) or onnx (--model: onnxruntime on the CPU, without the training stack)")
+    r.add_argument("--backend", choices=["torch", "onnx"],
+                   help="torch (--checkpoint) or onnx (--model: onnxruntime on the CPU, without the training stack); "
+                   "default: torch with --checkpoint, and without --checkpoint or --model the model that ships with the "
+                   "package (onnx)")
     r.add_argument("--model", metavar="FILE.onnx", help="onnx backend: a model `clothparse export` wrote (card beside it)")
     r.add_argument("--profile", default="demo", help=f"whose run folder holds the models: {profile_names()} (default demo)")
     _run_folder_arguments(r)
@@ -390,7 +417,13 @@ def build_parser() -> argparse.ArgumentParser:
                    "(as predict takes it)")
     x.add_argument("--profile", default="demo", help=f"whose run folder holds the models: {profile_names()} (default demo)")
     _run_folder_arguments(x)
-    x.add_argument("--out", required=True, metavar="FILE.onnx", help="the ONNX file (its card: FILE.json beside it)")
+    x.add_argument("--out", metavar="FILE.onnx", help="the ONNX file (its card: FILE.json beside it)")
+    x.add_argument("--ship", action="store_true", help="instead of --out: make it the model that ships with the "
+                   "package (float16 weights, compared with the float32 export on photos, its card stating how well "
+                   "they agree), in clothparse_lib/shipped/")
+    x.add_argument("--photos", nargs="+", metavar="PHOTO", help="--ship: the photos to compare on (default: the CCP "
+                   "test photos of the model's split)")
+    x.add_argument("--data-dir", help=f"--ship: folder holding ccp/ (default {DATA_DIR_DEFAULT})")
     x.set_defaults(func=_export)
 
     f = sub.add_parser("refine", help="the paper's refinement: multi-person filtering and iterative crop (refined index)")

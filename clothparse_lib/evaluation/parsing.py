@@ -2,6 +2,7 @@
 
     parser = Parser.from_checkpoint("runs/demo/models/extended-refined/best.pt")  # or ("extended", run_dir="runs/demo")
     parser = Parser.from_onnx("extended.onnx")  # the same model exported (``clothparse export``): onnxruntime, no torch
+    parser = Parser.default()  # the model that ships with the package (evaluation.shipped)
     result = parser.parse("photo.jpg", present=["skirt"], absent=["dress"])
     result.mask            # HxW uint8 class indices at the photo's own size
     result.garments        # name, pixel share, box, presence probability, dominant colour
@@ -176,6 +177,14 @@ class Parser:
         from .runtime import OnnxModel
 
         return cls(OnnxModel(path, threads=threads))
+
+    @classmethod
+    def default(cls, threads: int | None = None) -> "Parser":
+        """The model that ships with the package (:mod:`shipped`, checked against its card), run by onnxruntime; a
+        :class:`shipped.NoShippedModel` (one line: how to make one) while none ships."""
+        from .shipped import shipped_model
+
+        return cls.from_onnx(shipped_model()[0], threads=threads)
 
     def parse(self, image: np.ndarray | str | Path, present=(), absent=()) -> Parsing:
         if not isinstance(image, np.ndarray):
