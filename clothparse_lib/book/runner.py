@@ -306,8 +306,9 @@ def write_references(dest: Path = ROOT / "tests" / "notebooks", runs_dir=None, c
 
 def build_html(root: Path = ROOT, warnings_are_errors: bool = True, quiet: bool = False,
                repository: str | None = None, branch: str | None = None) -> Path:
-    """Render the executed chapters with jupyter-book 1.x; returns ``<root>/_build/html``. A chapter whose
-    execution failed or did not finish is refused.
+    """Render the executed chapters with jupyter-book 1.x, then add the "Try it" page's files
+    (:func:`site.add_try_it`); returns ``<root>/_build/html``. A chapter whose execution failed or did not finish is
+    refused.
 
     ``repository``: the book's GitHub address (default: :func:`repository.repository_url`, from the setting or the
     checkout's ``origin``; ``"none"``: no buttons); with one, jupyter-book gets a copy of ``_config.yml`` that adds it
@@ -317,6 +318,7 @@ def build_html(root: Path = ROOT, warnings_are_errors: bool = True, quiet: bool 
     import yaml
 
     from .repository import book_config, repository_branch, repository_url
+    from .site import add_try_it
 
     for notebook in sorted((Path(root) / "book").glob("*.ipynb")):
         why = unfinished(_nbformat().read(notebook, as_version=4))
@@ -335,4 +337,5 @@ def build_html(root: Path = ROOT, warnings_are_errors: bool = True, quiet: bool 
             config.write_text(yaml.safe_dump(book_config(root, url, repository_branch(root, branch)), sort_keys=False))
             cmd += ["--config", str(config)]
         subprocess.run(cmd, check=True, cwd=root)
+    add_try_it(Path(root) / "_build" / "html", root, ROOT)
     return Path(root) / "_build" / "html"
