@@ -277,16 +277,6 @@ ORIGIN = "https://github.com/example-owner/clothparse.git"  # a test's own remot
 REPOSITORY = "https://github.com/example-owner/clothparse"
 
 
-def _chromium() -> str:
-    path = shutil.which("chromium")
-    if path is None:
-        message = "Debian's chromium is not installed (scripts/install_chromium.sh)"
-        if os.environ.get("CLOTHPARSE_REQUIRE_BROWSER"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
-
-
 def _probe(chromium: str, page: Path, profile_dir: Path) -> dict:
     html = page.read_text()
     probe = page.with_name(f"probe-{page.name}")
@@ -333,8 +323,9 @@ def _smoke_book(root: Path, origin: str | None, monkeypatch) -> Path:
     """nbval's references (the smoke book as the runner executed it) with the book's configuration, bibliography and
     References page, in a checkout of their own (``origin``: its remote, or none), rendered with warnings as errors."""
     (root / "book").mkdir(parents=True)
-    for f in ("_config.yml", "_toc.yml", "references.bib", "book/references.md"):
+    for f in ("_config.yml", "_toc.yml", "references.bib", "book/references.md", "book/try.md"):
         shutil.copy(ROOT / f, root / f)
+    shutil.copytree(ROOT / "book" / "try", root / "book" / "try")  # the Try it page's code
     for chapter in book.CHAPTERS:
         shutil.copy(REFERENCES / f"{chapter}.ipynb", root / "book")
     subprocess.run(["git", "init", "-q", "-b", "main", str(root)], check=True)
@@ -346,12 +337,11 @@ def _smoke_book(root: Path, origin: str | None, monkeypatch) -> Path:
 
 
 @pytest.mark.slow
-def test_smoke_book_renders_and_opens_in_chromium(tmp_path, monkeypatch):
+def test_smoke_book_renders_and_opens_in_chromium(tmp_path, monkeypatch, chromium):
     """The smoke book (nbval's references: the chapters as the runner executed them with the smoke profile, which
     nbval re-executes above) rendered with warnings as errors from a checkout whose origin is on GitHub, every page
     opened in a browser: tables and images, the References page listing every entry, citations linking to it, the
     repository, issue, download and launch buttons pointing at the origin."""
-    chromium = _chromium()
     html = _smoke_book(tmp_path / "project", ORIGIN, monkeypatch)
     ARTIFACTS.mkdir(exist_ok=True)
     profile = tmp_path / "chromium"
@@ -392,9 +382,8 @@ def test_smoke_book_renders_and_opens_in_chromium(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_smoke_book_without_a_github_remote_has_no_repository_buttons(tmp_path, monkeypatch):
+def test_smoke_book_without_a_github_remote_has_no_repository_buttons(tmp_path, monkeypatch, chromium):
     """No GitHub origin, no address: the pages have no repository, issue or launch buttons (the download stays)."""
-    chromium = _chromium()
     html = _smoke_book(tmp_path / "project", "/srv/git/clothparse.git", monkeypatch)
     ARTIFACTS.mkdir(exist_ok=True)
     for chapter in ("intro", "baselines"):
