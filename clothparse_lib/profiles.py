@@ -17,14 +17,27 @@ tiny size for one epoch, two seeds at most, so that CI can run a profile's whole
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 
-__all__ = ["W_BOX", "W_BCE", "TrainSettings", "PRECISIONS", "DATA_ON_DEVICE", "CENTRAL_MODELS", "Profile",
-           "DRY_RUN_SUFFIX", "PROFILES", "profile_names", "dry_run", "get_profile"]
+__all__ = ["W_BOX", "W_BCE", "Phase", "TrainSettings", "PRECISIONS", "DATA_ON_DEVICE", "CENTRAL_MODELS", "Profile",
+           "DRY_RUN_SUFFIX", "DRY_RUN_IMAGES", "DRY_RUN_SIZE", "DRY_RUN_EARLY_SIZE", "PROFILES", "profile_names", "dry_run",
+           "get_profile"]
 
 
 W_BOX = 75.0  # the paper's box-term weight
 W_BCE = 1.0  # lost in the paper's text ("terms contribute about evenly"): checked in the book's chapter Training
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One one-cycle fit of a training: its number (1, 2, 3), epochs, maximum learning rate, whether the encoder is
+    frozen, and the (height, width) it trains at."""
+
+    number: int
+    epochs: int
+    lr: float
+    frozen: bool
+    size: tuple[int, int]
 
 
 @dataclass(frozen=True)
@@ -48,12 +61,41 @@ class TrainSettings:
     data_on_device: str = "auto"  # batches: "auto" (on CUDA: the cache on the GPU when it fits, else "host";
     # elsewhere "off"), "device", "host" (pinned, prefetched) or "off" (fastai's DataLoader); data.device
     cudnn_benchmark: bool = True  # on CUDA: cudnn autotuning (fastest kernels; not bitwise repeatable on a GPU)
+    # Progressive resizing: phases 1 and 2 at ``early_size`` (None: the profile's size), then phase 3, ``epochs_final``
+    # unfrozen epochs at the profile's size (the size every evaluation uses) with maximum learning rate ``lr_final``.
+    early_size: tuple[int, int] | None = None
+    epochs_final: int = 0
+    lr_final: float = 1e-4
 
     def __post_init__(self):
+        if self.early_size is not None:  # (a list when read back from a manifest)
+            object.__setattr__(self, "early_size", tuple(int(v) for v in self.early_size))
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.data_on_device not in DATA_ON_DEVICE:
             raise ValueError(f"data_on_device must be one of {', '.join(DATA_ON_DEVICE)}, got {self.data_on_device!r}")
+
+    def phases(self, size: tuple[int, int]) -> list[Phase]:
+        """The schedule for a profile of final size ``size``: the frozen phase, the unfrozen one, and the unfrozen
+        epochs at ``size`` after progressive resizing (phases of 0 epochs included)."""
+        early = self.early_size or tuple(size)
+        return [Phase(1, self.epochs_frozen, self.lr_frozen, True, early),
+                Phase(2, self.epochs_unfrozen, self.lr_unfrozen, False, early),
+                Phase(3, self.epochs_final, self.lr_final, False, tuple(size))]
+
+    def schedule(self) -> str:
+        """The epochs in words: "3 + 9", or "3 + 6 at 128x96, then 3 at the profile's size"."""
+        epochs = f"{self.epochs_frozen} + {self.epochs_unfrozen}"
+        if self.early_size is None and not self.epochs_final:
+            return epochs
+        early = f" at {self.early_size[0]}x{self.early_size[1]}" if self.early_size else ""
+        return f"{epochs}{early}, then {self.epochs_final} at the profile's size"
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainSettings":
+        """Settings as a manifest records them (fields added since then at their defaults, unknown ones ignored)."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
 
 
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
@@ -96,11 +138,13 @@ class Profile:
         """The profile in one line: data, size, schedule and seeds."""
         t = self.train
         return (f"{self.source} at {self.size[0]}x{self.size[1]}, {t.encoder}, batch {t.batch_size}, "
-                f"{t.epochs_frozen} + {t.epochs_unfrozen} epochs, {self.seed_counts()} seed(s) per trained row")
+                f"{t.schedule()} epochs, {self.seed_counts()} seed(s) per trained row")
 
 
 DRY_RUN_SUFFIX = "-dry"
-DRY_RUN_IMAGES, DRY_RUN_SIZE = 64, (64, 64)  # a dry run's data: the first photos of the source, at this size
+DRY_RUN_IMAGES = 64  # a dry run's data: the first photos of the source,
+DRY_RUN_SIZE = (64, 64)  # at this size,
+DRY_RUN_EARLY_SIZE = (32, 32)  # and at this one first where the profile resizes progressively
 
 PROFILES: dict[str, Profile] = {
     "smoke": Profile("smoke", "synthetic", (96, 64), {"n": 96, "seed": 0, "height": 192, "width": 128}, detector="skin",
@@ -132,6 +176,17 @@ PROFILES: dict[str, Profile] = {
                    train=TrainSettings(encoder="efficientnet-lite0", batch_size=8, epochs_frozen=3, epochs_unfrozen=9,
                                        lr_frozen=2e-3, lr_unfrozen=5e-4), seeds=(0, 1), central_seeds=(0, 1, 2),
                    budget="CPU time: the whole book (21 trainings) in at most 150 minutes on 2 cores"),
+    # The published CPU book at the paper's size (issue: the paper-resolution pilot). 288x192 throughout costs 240-430 s
+    # per frozen epoch on this machine (128x96: about 55 s), 21 trainings of 12 epochs 10-12 hours; so progressive
+    # resizing: phases 1 and 2 at 128x96, then unfrozen epochs at 288x192, where every table is scored. The recipe
+    # was chosen by validation IoU at 288x192 against core-minutes in a pilot (benchmarks/pilot_recipes.py; its table
+    # is clothparse_lib/pilots/cpu288.csv, shown in chapter Training). 4 seeds for the rows of the central claims.
+    "cpu288": Profile("cpu288", "ccp", (288, 192),
+                      train=TrainSettings(encoder="efficientnet-lite0", batch_size=8, epochs_frozen=3, epochs_unfrozen=7,
+                                          lr_frozen=2e-3, lr_unfrozen=5e-4, early_size=(128, 96), epochs_final=2,
+                                          lr_final=2.5e-4),
+                      seeds=(0, 1), central_seeds=(0, 1, 2, 3),
+                      budget="CPU time: the whole book (24 trainings) in at most 5 hours on 2 cores"),
     "full": Profile("full", "ccp", (288, 192),
                     train=TrainSettings(encoder="efficientnet-lite0", batch_size=16, epochs_frozen=4,
                                         epochs_unfrozen=12, lr_frozen=2e-3, lr_unfrozen=5e-4),
@@ -145,8 +200,11 @@ def dry_run(profile: Profile) -> Profile:
     epoch, 2 seeds for the central rows (the paired tests' path) and 1 for the others, a short learning-rate finder."""
     params = profile.source_params if profile.source == "synthetic" else {**profile.source_params, "limit": DRY_RUN_IMAGES}
     seeds, central = profile.seeds[:1], profile.central_seeds[:2]
+    t = profile.train
+    progressive = dict(early_size=DRY_RUN_EARLY_SIZE, epochs_final=1) if t.early_size or t.epochs_final else {}
     return replace(profile, name=profile.name + DRY_RUN_SUFFIX, size=DRY_RUN_SIZE, source_params=params, seeds=seeds,
-                   central_seeds=central, spread_seeds=central, train=replace(profile.train, epochs_frozen=1, epochs_unfrozen=0), lr_find_iterations=10,
+                   central_seeds=central, spread_seeds=central,
+                   train=replace(t, epochs_frozen=1, epochs_unfrozen=0, **progressive), lr_find_iterations=10,
                    budget="a dry run checks the code path; its numbers mean nothing")
 
 

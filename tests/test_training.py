@@ -195,3 +195,39 @@ def test_killed_run_resumes_where_it_stopped(tmp_path, killed_after_first_epoch)
     # the straight one (before: 1-5 % apart after the kill, fastai's n_inp drawing random numbers on resuming).
     pd.testing.assert_frame_equal(resumed.drop(columns="seconds"), straight.drop(columns="seconds"))
     assert resumed["valid_loss"].iloc[1] < 0.95 * resumed["valid_loss"].iloc[0], "not restarted from scratch"
+
+
+def test_progressive_resizing_resumes_across_the_size_change(tmp_path, killed_after_first_epoch):
+    """Phase 1 at a smaller size, phase 3 at the profile's: a run killed at the size change resumes at the final size
+    and ends like an uninterrupted one; the manifest records the sizes, best.pt comes from the final size."""
+    from dataclasses import replace
+
+    from clothparse_lib.models.checkpoints import is_finished
+    from clothparse_lib.training.loop import train_model
+
+    prepared = prepare_dataset("smoke", run_dir=tmp_path / "data", progress=False)
+    settings = replace(prepared.profile.train, epochs_frozen=1, epochs_unfrozen=0, early_size=(64, 32), epochs_final=2)
+    assert prepared.cache.size == (96, 64)
+
+    def train(run):
+        return train_model(prepared, "extended", settings, tmp_path / run, device="cpu", progress=False)
+
+    with killed_after_first_epoch():
+        train("a")
+    assert not is_finished(tmp_path / "a" / "models" / "extended")
+    resumed, straight = train("a"), train("b")
+    histories = [pd.read_csv(f / "history.csv") for f in (resumed, straight)]
+    assert list(histories[0][["phase", "epoch", "size"]].itertuples(index=False)) == [
+        (1, 1, "64x32"), (3, 1, "96x64"), (3, 2, "96x64")]
+    pd.testing.assert_frame_equal(*(h.drop(columns="seconds") for h in histories))
+    manifest = json.loads((resumed / "manifest.json").read_text())
+    assert manifest["size"] == [96, 64]
+    assert [(p["phase"], p["size"]) for p in manifest["phases"]] == [(1, [64, 32]), (3, [96, 64])]
+    assert manifest["phases"][0]["cache"] != manifest["phases"][1]["cache"] == prepared.cache.path.name
+    assert is_finished(resumed)
+    final_best = histories[0]["valid_iou_excl_bg"].iloc[1:].max()
+    assert read_checkpoint(resumed / "best.pt")["state"]["best_iou"] == pytest.approx(final_best)
+    model = load_model(resumed / "best.pt", "cpu")
+    assert model.img_size == (96, 64)
+    with torch.no_grad():  # the BBbranch takes the early size's map too, pooled to its grid
+        assert model(torch.randn(1, 3, 64, 32)).box.shape == model(torch.randn(1, 3, 96, 64)).box.shape

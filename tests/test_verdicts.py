@@ -36,6 +36,26 @@ def test_difference_inconclusive_when_the_interval_holds_zero_and_says_what_woul
     assert math.isinf(v.seeds_needed)
 
 
+def test_difference_smaller_than_the_papers_when_the_interval_holds_zero_but_stops_short_of_it():
+    v = V.difference(seeds(31.0, 31.5, 30.6, 31.2), seeds(31.2, 31.0, 30.9, 31.0), paper=4.1)  # mean 0.05
+    assert v.verdict == V.SMALLER and v.low < 0 < v.high < 4.1 and math.isnan(v.seeds_needed)
+    assert V.difference(seeds(31.0, 31.5, 30.6, 31.2), seeds(31.2, 31.0, 30.9, 31.0)).verdict == V.INCONCLUSIVE
+    # a claim that A - B < 0 (paper -4.1): the interval holds zero and lies above -4.1
+    assert V.difference(seeds(31.2, 31.0, 30.9, 31.0), seeds(31.0, 31.5, 30.6, 31.2), paper=-4.1,
+                        sign=-1).verdict == V.SMALLER
+    assert V.SMALLER in V.VERDICT_COLOURS and len(set(V.VERDICT_COLOURS.values())) == len(V.VERDICT_COLOURS)
+
+
+def test_difference_inconclusive_when_the_interval_reaches_the_papers_difference():
+    v = V.difference(seeds(42.0, 38.0, 41.0), seeds(40.0, 39.0, 39.0), paper=1.28)  # differences 2, -1, 2
+    assert v.verdict == V.INCONCLUSIVE and v.low < 0 < 1.28 < v.high
+    n = v.seeds_needed  # either way: the interval clears zero, or stops short of 1.28, at the observed mean and spread
+    assert n == V.seeds_to_decide(v.mean, v.std, 1.28) and 3 < n < V.MAX_SEEDS
+    low, high = V.one_sided_bounds(v.mean, v.std, int(n))
+    assert low > 0 or high < 1.28
+    assert V.seeds_to_decide(0.2, 1.0, 1.28) == 5 < V.seeds_to_decide(0.2, 1.0)  # short of the paper's: 5 seeds; zero: none
+
+
 def test_two_close_seeds_no_longer_decide_a_claim():
     """|mean| > std was 80 % one-sided confidence with 2 seeds: differences of 1.0 and 1.5 read "reproduced"."""
     v = V.difference(seeds(41.0, 41.5), seeds(40.0, 40.0))
@@ -60,6 +80,19 @@ def test_level_uses_spread_plus_tolerance():
     assert V.level(seeds(86.0, 87.0, 86.5), 87.14).verdict == V.REPRODUCED
     assert V.level(seeds(60.0, 61.0, 62.0), 87.14).verdict == V.NOT_REPRODUCED
     assert V.level(seeds(80.0), 80.0).verdict == V.INCONCLUSIVE
+
+
+def test_every_seed_reports_the_number_the_claim_reads():
+    v = V.every_seed(pd.Series([True, True]), pd.Series([31.7, 29.3]))
+    assert v.verdict == V.REPRODUCED and v.mean == pytest.approx(30.5) and v.values == (31.7, 29.3) and v.std > 0
+
+
+def test_skirt_row_top_reads_the_skirt_row_only():
+    classes = ["background", "top", "overtop", "pants", "shorts", "skirt", "dress", "shoe", "bag"]
+    m = [[0] * 9 for _ in classes]
+    m[1][2] = 50.9  # top -> overtop: the largest confusion overall
+    m[5][0], m[5][5], m[5][6], m[5][1] = 40.0, 30.0, 24.7, 5.3  # skirt: background and skirt itself do not count
+    assert V.skirt_row_top(m, classes) == "dress"
 
 
 def test_every_seed():

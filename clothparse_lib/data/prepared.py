@@ -1,14 +1,15 @@
-"""One call from a profile to a ready data set: source -> cache at the profile's size -> saved split."""
+"""One call from a profile to a ready data set: source -> cache at the profile's size -> saved split; the same
+images and split at another size for progressive resizing (:meth:`PreparedData.at`, a cache per size)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
 
 from .. import settings
 from ..profiles import Profile, get_profile
-from . import Cache, build_cache, class_stats, load_split, make_split, open_source, save_split, split_summary
+from . import Cache, Source, build_cache, class_stats, load_split, make_split, open_source, save_split, split_summary
 
 __all__ = ["PreparedData", "prepare_dataset"]
 
@@ -19,6 +20,16 @@ class PreparedData:
     cache: Cache
     split: pd.DataFrame  # image_id, split
     split_path: Path
+    source: Source | None = None  # what the cache was built from (None: :meth:`at` only gives the cache's own size)
+
+    def at(self, size, progress: bool = False) -> "PreparedData":
+        """The same images and split at ``size`` (height, width), cached beside this data's cache."""
+        if tuple(size) == self.cache.size:
+            return self
+        if self.source is None:
+            raise ValueError(f"the data is cached at {self.cache.size[0]}x{self.cache.size[1]} only (no source given)")
+        cache = build_cache(self.source, tuple(size), root=self.cache.path.parent, progress=progress)
+        return replace(self, cache=cache)
 
     def stats(self) -> pd.DataFrame:
         return class_stats(self.cache)
@@ -45,11 +56,11 @@ def prepare_dataset(profile: str | Profile, data_dir=None, run_dir=None, cache_d
     if base_split is not None:
         split = base_split[base_split["image_id"].isin(cache.index["image_id"])].reset_index(drop=True)
         save_split(split, split_path)
-        return PreparedData(profile, cache, split, split_path)
+        return PreparedData(profile, cache, split, split_path, source)
     if split_path.exists():
         split = load_split(split_path)
         if sorted(split["image_id"]) == sorted(cache.index["image_id"]):
-            return PreparedData(profile, cache, split, split_path)
+            return PreparedData(profile, cache, split, split_path, source)
     split = make_split(cache.index, seed=profile.split_seed)
     save_split(split, split_path)
-    return PreparedData(profile, cache, split, split_path)
+    return PreparedData(profile, cache, split, split_path, source)

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 from fastai.torch_core import default_device
 
+from ..profiles import TrainSettings
 from ..storage import write_atomic, write_files
 from .factory import build_model
 
@@ -93,8 +94,9 @@ def is_finished(folder: Path) -> bool:
         ckpt = read_checkpoint(Path(folder) / "last.pt")
     except (FileNotFoundError, ValueError):
         return False
-    s, state = ckpt["manifest"]["settings"], ckpt["state"]
-    end = (2, s["epochs_unfrozen"]) if s["epochs_unfrozen"] else (1, s["epochs_frozen"])
+    m, state = ckpt["manifest"], ckpt["state"]
+    end = max(((p.number, p.epochs) for p in TrainSettings.from_dict(m["settings"]).phases(m["size"]) if p.epochs),
+              default=(1, 0))
     return (state["phase"], state["epochs_done"]) >= end
 
 

@@ -77,7 +77,10 @@ class ClassBranch(nn.Sequential):
 
 class BoxBranch(nn.Sequential):
     """BBbranch: Flatten (no pooling) -> ReLU -> Dropout -> Linear 512 -> ReLU -> BN -> Dropout -> Linear, as
-    (B, G, 4). It flattens the encoder's map ``feature_shape`` (C, h, w), so it takes one input size only."""
+    (B, G, 4). It flattens the encoder's map ``feature_shape`` (C, h, w) of the size the model is built for
+    (``img_size``); the map of another input size (the early phases of progressive resizing) is first pooled to that
+    grid (adaptive average pooling: from a smaller map each cell of the grid averages the one or two cells it
+    overlaps), where the paper has one size only."""
 
     def __init__(self, feature_shape, n_garments: int, img_size: tuple[int, int]):
         head = create_head(math.prod(feature_shape), 4 * n_garments, lin_ftrs=[BRANCH_HIDDEN],
@@ -86,10 +89,11 @@ class BoxBranch(nn.Sequential):
         self.feature_shape, self.n_garments, self.img_size = tuple(feature_shape), n_garments, tuple(img_size)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        if tuple(features.shape[1:]) != self.feature_shape:
-            raise ValueError(f"model built for {self.img_size[0]}x{self.img_size[1]} inputs (its BBbranch flattens "
-                             f"the encoder's {'x'.join(map(str, self.feature_shape))} map), got a "
-                             f"{'x'.join(map(str, features.shape[1:]))} map: another input size")
+        if features.shape[1] != self.feature_shape[0]:
+            raise ValueError(f"the BBbranch takes the encoder's {self.feature_shape[0]}-channel map, got "
+                             f"{features.shape[1]} channels")
+        if tuple(features.shape[2:]) != self.feature_shape[1:]:
+            features = F.adaptive_avg_pool2d(features, self.feature_shape[1:])
         return super().forward(features).view(-1, self.n_garments, 4)
 
 

@@ -119,7 +119,8 @@ def _reseed_rank(seed: int, rank: int) -> None:
 def train_model(prepared: PreparedData, model_name: str, settings: TrainSettings, run_dir: Path, seed: int = 0,
                 device=None, resume: bool = True, progress: bool = True, distributed: bool = False,
                 tag: str | None = None, timings: list | None = None, wait: bool = False) -> Path:
-    """Train ``model_name`` with the two-phase schedule; returns the model's folder (checkpoints, history),
+    """Train ``model_name`` with the two-phase schedule (three with progressive resizing, each phase at its size:
+    :meth:`TrainSettings.phases`); returns the model's folder (checkpoints, history),
     ``<run>/models/<tag or model_name>``, whose lock it holds (:func:`locks.folder_lock`: another process
     training there makes it stop with :class:`locks.FolderLocked`, or with ``wait`` wait for it).
 
@@ -143,15 +144,28 @@ def train_model(prepared: PreparedData, model_name: str, settings: TrainSettings
 def _train(prepared, model_name, settings, folder, seed, device, resume, progress, timings, ctx, rank, world,
            main) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
+    phases = settings.phases(prepared.cache.size)
+    data = {phase.size: prepared.at(phase.size, progress and main) for phase in phases if phase.epochs}
     manifest = {"profile": prepared.profile.name, "model": model_name, "seed": seed, "settings": asdict(settings),
                 "size": list(prepared.cache.size), "data": {"cache": prepared.cache.path.name,
                 "fingerprint": prepared.cache.manifest["fingerprint"], "split": str(prepared.split_path)},
                 "git_commit": git_commit(), "environment": environment()}
+    if set(data) - {prepared.cache.size}:  # progressive resizing: the phases' sizes and caches too
+        manifest["phases"] = [{"phase": p.number, "epochs": p.epochs, "size": list(p.size),
+                               "cache": data[p.size].cache.path.name} for p in phases if p.epochs]
     state = {"phase": 1, "epochs_done": 0, "best_iou": -1.0}
     set_seed(seed, reproducible=True)
     model = build_model(model_name, encoder=settings.encoder, weights=settings.weights, img_size=prepared.cache.size)
-    dls = training_dataloaders(prepared.cache, prepared.split, model.normalization, settings.batch_size, device, seed,
-                               settings.data_on_device, rank, world)
+    loaders = {}
+
+    def dataloaders(size):
+        """The phase's batches, one set per size (built once, in the order the phases need them)."""
+        if size not in loaders:
+            loaders[size] = training_dataloaders(data[size].cache, prepared.split, model.normalization,
+                                                 settings.batch_size, device, seed, settings.data_on_device, rank, world)
+        return loaders[size]
+
+    dls = dataloaders(next(p.size for p in phases if p.epochs))
     dev = torch.device(dls.device)
     if dev.type == "cuda":  # set_seed(reproducible=True) turned autotuning off
         torch.backends.cudnn.benchmark = settings.cudnn_benchmark
@@ -191,20 +205,27 @@ def _train(prepared, model_name, settings, folder, seed, device, resume, progres
         writer = CheckpointWriter(folder, manifest, {f: file_sha256(folder / f) for f in ("last.pt", "best.pt")
                                                      if (folder / f).exists()})
 
-    phases = [(1, settings.epochs_frozen, settings.lr_frozen), (2, settings.epochs_unfrozen, settings.lr_unfrozen)]
+    size = next(p.size for p in phases if p.epochs)  # the size of learn.dls
     try:
-        for phase, epochs, lr in phases:
+        for p in phases:
+            phase, epochs, lr = p.number, p.epochs, p.lr
             if epochs == 0 or phase < state["phase"] or (phase == state["phase"] and state["epochs_done"] >= epochs):
                 continue
             start = state["epochs_done"] if phase == state["phase"] else 0
-            learn.freeze() if phase == 1 else learn.unfreeze()
+            if p.size != size:  # progressive resizing: the next size's batches, the same random draws going on
+                resized = dataloaders(p.size)
+                resized.train.rng.setstate(learn.dls.train.rng.getstate())
+                learn.dls, size = resized, p.size
+                if start == 0:  # best.pt: the best epoch at the final size (validation IoUs of two sizes differ)
+                    state["best_iou"] = -1.0
+            learn.freeze() if p.frozen else learn.unfreeze()
             if opt_state is not None:  # resuming: optimizer and random generators as they were
                 learn.opt.load_state_dict(to_device(opt_state, dev))  # (checkpoints load on the CPU)
                 set_rng_state(learn, rng)
             opt_state = None
             state.update(phase=phase, epochs_done=start)
             cbs = [Checkpointer(folder, manifest, phase, start, state, fit if start else None, model=model,
-                                writer=writer, ctx=ctx, timings=timings)]
+                                writer=writer, ctx=ctx, timings=timings, size=p.size)]
             if world > 1:
                 cbs.append(D.DistributedSync(ctx, model))
             learn.model = phase_model(model, settings, ctx)

@@ -98,8 +98,9 @@ class Checkpointer(Callback):
 
     def __init__(self, folder: Path, manifest: dict, phase: int, start_epoch: int, state: dict, resumed_fit=None,
                  model: torch.nn.Module | None = None, writer: CheckpointWriter | None = None,
-                 ctx: D.Distributed | None = None, timings: list | None = None):
+                 ctx: D.Distributed | None = None, timings: list | None = None, size: tuple[int, int] | None = None):
         self.folder, self.manifest, self.phase, self.start_epoch, self.state = folder, manifest, phase, start_epoch, state
+        self.size = size  # the phase's (height, width), in each history row
         self.resumed_fit = resumed_fit  # resuming mid-phase: the saved :func:`fit_state`
         self.bare, self.ctx, self.timings = model, ctx, timings
         self.main = ctx is None or ctx.main
@@ -118,6 +119,8 @@ class Checkpointer(Callback):
         t = time.perf_counter()
         values = dict(zip(self.recorder.metric_names[1:-1], self.recorder.log[1:-1]))
         row = {"phase": self.phase, "epoch": self.epoch + 1, **values, "seconds": round(t - self.t0, 2)}
+        if self.size is not None:
+            row["size"] = f"{self.size[0]}x{self.size[1]}"
         iou = values.get("valid_iou_excl_bg")
         self.state.update(phase=self.phase, epochs_done=self.epoch + 1)
         best = iou is not None and iou > self.state.get("best_iou", -1.0)

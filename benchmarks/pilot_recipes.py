@@ -1,0 +1,104 @@
+"""Pilot of training recipes for a profile: validation IoU excl. bg at the profile's size against core-minutes.
+
+Each recipe (overrides of the profile's ``TrainSettings``: progressive resizing's early size and epochs per phase)
+trains our model and the plain U-Net (one seed, refined data) two at a time, one thread each, as ``book run`` does;
+then ``best.pt`` of each is scored on the validation split at the profile's size (the test split is never read: a
+recipe is chosen by validation). Prints the table and writes it as CSV (``--out``): recipe, model, validation IoU
+excl. bg (%), the training's seconds (its epochs' wall time, one core each) and the recipe's wall time for the pair.
+
+    CLOTHPARSE_DATA_DIR=/work/shared/data OMP_NUM_THREADS=1 .venv/bin/python benchmarks/pilot_recipes.py \\
+        --profile cpu288 --runs-dir ~/.cache/clothparse/pilot --out clothparse_lib/pilots/cpu288.csv
+"""
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import shutil
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+
+from clothparse_lib.profiles import get_profile
+from clothparse_lib.results.run import Run
+
+# name -> TrainSettings overrides (epochs: frozen + unfrozen at the early size, then the final phase at the profile's)
+RECIPES = {
+    "3 + 7 at 128x96, 2 at 288x192": dict(early_size=(128, 96), epochs_frozen=3, epochs_unfrozen=7, epochs_final=2),
+    "3 + 8 at 128x96, 1 at 288x192": dict(early_size=(128, 96), epochs_frozen=3, epochs_unfrozen=8, epochs_final=1),
+    "3 + 9 at 128x96": dict(early_size=(128, 96), epochs_frozen=3, epochs_unfrozen=9, epochs_final=0),
+}
+SHARED = ("persons.jsonl", "refined_index.csv", "split.csv", "split-refined.csv")  # made once, copied to each recipe
+
+
+def _init() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _train(profile: str, run_dir: str, data_dir: str | None, model: str, seed: int, overrides: dict) -> dict:
+    """Train one model of one recipe (resuming if it was killed) and score best.pt on the validation split."""
+    import pandas as pd
+
+    from clothparse_lib.evaluation.scores import evaluate
+    from clothparse_lib.models.checkpoints import is_finished, load_model, tag
+    from clothparse_lib.training.loop import train_model
+
+    run = Run(get_profile(profile), Path(run_dir), data_dir, "cpu", progress=False)
+    data = run.refined()
+    folder = run.model_dir(model, "refined", seed)
+    if not is_finished(folder):
+        train_model(data, model, replace(run.profile.train, **overrides), run.run_dir, seed=seed, device="cpu",
+                    progress=False, tag=tag(model, "refined", seed))
+    history = pd.read_csv(folder / "history.csv")
+    scores = evaluate(load_model(folder / "best.pt", "cpu"), data.cache, data.split, "valid", device="cpu",
+                      progress=False).scores()["none"]
+    return {"model": model, "valid IoU excl. bg (%)": round(100 * scores["iou_excl_bg"], 2),
+            "training seconds": round(history["seconds"].sum()), "epochs": len(history)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--profile", default="cpu288")
+    ap.add_argument("--runs-dir", type=Path, required=True, help="where each recipe's run folder goes")
+    ap.add_argument("--data-dir")
+    ap.add_argument("--recipes", nargs="+", choices=list(RECIPES), default=list(RECIPES))
+    ap.add_argument("--models", nargs="+", default=["extended", "plain_unet"])
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path, help="the table as CSV")
+    args = ap.parse_args()
+
+    profile, runs = get_profile(args.profile), args.runs_dir.expanduser().resolve()
+    shared = Run(profile, runs / "shared" / profile.name, args.data_dir)
+    refined = shared.refined()  # the refinement (person detection), the caches and splits, once
+    for overrides in RECIPES.values():
+        refined.at(overrides.get("early_size") or profile.size, progress=True)
+    rows = []
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn"), initializer=_init) as pool:
+        for name in args.recipes:
+            # <runs>/<recipe>/<profile>: the chosen recipe's folder can become the book's run folder
+            # (CLOTHPARSE_RUNS_DIR=<runs>/<recipe>), its two trainings then resumed as done
+            run_dir = runs / name.replace(" ", "").replace(",", "_") / profile.name
+            run_dir.mkdir(parents=True, exist_ok=True)
+            for f in SHARED:
+                if not (run_dir / f).exists():
+                    shutil.copy2(shared.run_dir / f, run_dir / f)
+            t = time.perf_counter()
+            jobs = [pool.submit(_train, profile.name, str(run_dir), args.data_dir, m, args.seed, RECIPES[name])
+                    for m in args.models]
+            results = [j.result() for j in jobs]
+            wall = time.perf_counter() - t
+            rows += [{"recipe": name, **r, "pair wall seconds": round(wall)} for r in results]
+            print(pd.DataFrame(rows).to_string(index=False), flush=True)
+    table = pd.DataFrame(rows)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(args.out, index=False)
+        print(f"written: {args.out}")
+
+
+if __name__ == "__main__":
+    main()
