@@ -71,6 +71,44 @@ def test_without_a_shipped_model_predict_says_how_to_make_one(tmp_path, monkeypa
         Parser.default()
 
 
+def test_ship_refuses_a_package_folder_it_cannot_write_before_exporting(tmp_path, monkeypatch, capsys):
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setattr(shipped, "SHIPPED_DIR", tmp_path / "a-file" / "shipped")
+    (tmp_path / "best.pt").write_bytes(b"not read: refused before")
+    from clothparse_lib.models import export
+
+    monkeypatch.setattr(export, "export_onnx", lambda *a: pytest.fail("exported before checking the target"))
+    assert main(["export", "--ship", "--checkpoint", str(tmp_path / "best.pt"), "--photos", "p.jpg"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "cannot write the shipped model into" in err
+    for args in (["--ship", "--out", "m.onnx"], [], ["--out", "m.onnx", "--photos", "p.jpg"]):
+        assert main(["export", "--checkpoint", str(tmp_path / "best.pt"), *args]) == 2
+        assert "with --ship the package's model" in capsys.readouterr().err
+
+
+@pytest.mark.ccp
+def test_ship_compares_on_the_ccp_test_photos_of_the_models_split(tmp_path, ccp_root):
+    import pandas as pd
+    import torch
+
+    from clothparse_lib.models.checkpoints import atomic_save, make_checkpoint
+
+    split = tmp_path / "split.csv"
+    pd.DataFrame({"image_id": ["0003", "0001", "0002", "0004"], "split": ["test", "train", "test", "valid"]}).to_csv(
+        split, index=False)
+    for profile, source in [("cpu", "ccp"), ("smoke", "synthetic")]:
+        checkpoint = tmp_path / profile / "best.pt"
+        checkpoint.parent.mkdir()
+        atomic_save(make_checkpoint({"profile": profile, "data": {"split": str(split)}}, {}, {"w": torch.zeros(1)}),
+                    checkpoint)
+        if source == "ccp":
+            photos = ship.agreement_photos(checkpoint, ccp_root.parent)
+            assert photos == [ccp_root / "photos" / "0002.jpg", ccp_root / "photos" / "0003.jpg"]
+        else:
+            with pytest.raises(ValueError, match="trained on synthetic data, not CCP: name the photos"):
+                ship.agreement_photos(checkpoint, ccp_root.parent)
+
+
 @pytest.mark.slow
 def test_ship_writes_half_size_weights_that_compute_in_float32(shipping):
     import onnx

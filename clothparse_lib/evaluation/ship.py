@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import tempfile
 from pathlib import Path
 
@@ -71,6 +72,12 @@ def ship_model(checkpoint: str | Path, photos: list[Path], dest: Path | None = N
     checkpoint, dest = Path(checkpoint), Path(dest or shipped.SHIPPED_DIR)
     if not photos:
         raise ValueError("no photos to compare the float16 model with the float32 one on")
+    try:  # refused before the export's minute, not after it
+        dest.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"cannot write the shipped model into {dest} ({e.strerror}): ship from a checkout") from None
+    if not os.access(dest, os.W_OK):
+        raise ValueError(f"cannot write the shipped model into {dest} (not writable): ship from a checkout")
     manifest = read_checkpoint(checkpoint)["manifest"]
     with tempfile.TemporaryDirectory(prefix="clothparse-ship-") as tmp:
         fp32_file, fp16_file = Path(tmp) / "fp32.onnx", Path(tmp) / shipped.MODEL_FILE
@@ -86,6 +93,7 @@ def ship_model(checkpoint: str | Path, photos: list[Path], dest: Path | None = N
         measured = {"photos": len(photos), "without_prior": agreement(reference, half, photos)}
         if card["prior"] is not None:
             measured["with_prior"] = {**AGREEMENT_PRIOR, **agreement(reference, half, photos, AGREEMENT_PRIOR)}
+        card["checkpoint"]["path"] = "/".join(checkpoint.resolve().parts[-3:])  # in its run folder; no machine's path
         card["shipped"] = {
             "weights": "float16, cast to float32 at the graph's start (float32 compute)",
             "fp32_sha256": _sha256(fp32_file.read_bytes()),
@@ -93,7 +101,6 @@ def ship_model(checkpoint: str | Path, photos: list[Path], dest: Path | None = N
             "agreement": {"reference": "the float32 export", "data": _photos_data(photos), **measured},
             "size_mb": round(len(data) / 2**20, 2),
         }
-    dest.mkdir(parents=True, exist_ok=True)
     write_files({dest / shipped.MODEL_FILE: data, card_path(dest / shipped.MODEL_FILE): json.dumps(card, indent=1)})
     return card
 
@@ -102,4 +109,4 @@ def _photos_data(photos: list[Path]) -> str:
     """Where the compared photos come from, in words (a CCP copy's photos: "CCP")."""
     folders = {p.parent for p in photos}
     return "CCP" if all(f.name == "photos" and f.parent.name == "ccp" for f in folders) else \
-        ", ".join(sorted(str(f) for f in folders))
+        "photos of " + ", ".join(sorted(f.name for f in folders))
