@@ -162,7 +162,7 @@ function modelLine(card) {
 async function start() {
   if (typeof WebAssembly !== "object") return fail("This browser has no WebAssembly, which the model needs: open the page in a current Firefox, Chrome, Edge or Safari.");
   const response = await fetch(new URL("model.json", HERE));
-  if (!response.ok) return fail("No model ships with this version of clothparse yet: the published run's model is exported with `clothparse export --ship`.");
+  if (!response.ok) return fail("No model ships with this version of clothparse yet (the published run's model is made with: clothparse export --ship).");
   state.card = await response.json();
   controls(state.card);
   say("Loading the model...");
