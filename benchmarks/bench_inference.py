@@ -3,7 +3,7 @@
 * torch fp32 (``evaluation.predictor.Predictor``, what ``clothparse predict`` runs);
 * torch's CPU fast path: bf16 autocast + channels-last, as ``training/precision.py`` trains on a CPU with native
   bfloat16 (fp32 where it resolves to fp32: DeepLabV3+, or a CPU without bf16);
-* onnxruntime fp32 (``clothparse export`` + ``evaluation.runtime.OnnxModel``, ``predict --backend onnx``);
+* onnxruntime fp32 (``clothparse export`` + ``inference.runtime.OnnxModel``, ``predict --backend onnx``);
 * onnxruntime int8: the same file after ``onnxruntime.quantization.quantize_dynamic`` (int8 weights, activations
   quantized at run time), kept only if its test IoU is within 0.5 point of fp32's (the table says).
 
@@ -39,10 +39,12 @@ from clothparse_lib.data.cache import build_cache
 from clothparse_lib.data.split import load_split, split_rows
 from clothparse_lib.evaluation.parsing import resolve_checkpoint
 from clothparse_lib.evaluation.predictor import Predictor
-from clothparse_lib.evaluation.runtime import OnnxModel
+from clothparse_lib.inference.card import card_path, read_card
+from clothparse_lib.inference.runtime import OnnxModel
 from clothparse_lib.metrics import confusion_matrix, segmentation_scores
 from clothparse_lib.models.checkpoints import load_model
-from clothparse_lib.models.export import card_path, export_onnx
+from clothparse_lib.models.export import export_onnx
+from clothparse_lib.storage import file_sha256
 from clothparse_lib.taxonomy import N_CLASSES
 from clothparse_lib.training.precision import cpu_has_native_bf16, resolve_precision, uses_channels_last
 
@@ -95,7 +97,9 @@ def quantized(fp32: Path) -> Path:
     onnx.save(graph, str(folded))
     logging.getLogger().setLevel(logging.ERROR)  # the quantizer's advice to pre-process: done above
     quantize_dynamic(str(folded), str(out), weight_type=QuantType.QInt8)
-    shutil.copy(card_path(fp32), card_path(out))
+    card = read_card(fp32)  # the same inputs and outputs; another file
+    card["onnx"] = {**card["onnx"], "file": out.name, "sha256": file_sha256(out)}
+    card_path(out).write_text(json.dumps(card, indent=1))
     return out
 
 

@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-__all__ = ["LOCK_FILE", "FolderLocked", "holder", "folder_lock"]
+__all__ = ["LOCK_FILE", "FolderLocked", "holder", "check_free", "folder_lock"]
 
 
 LOCK_FILE = ".lock"
@@ -42,6 +42,21 @@ def holder(folder: Path) -> dict:
         return json.loads((Path(folder) / LOCK_FILE).read_text() or "{}")
     except (OSError, ValueError):
         return {}
+
+
+def check_free(folder: Path) -> None:
+    """Raise :class:`FolderLocked` if another process holds the lock of ``folder`` now; creates nothing (a command
+    learns of a busy folder before its work, and then takes the lock with :func:`folder_lock`)."""
+    try:
+        fd = os.open(Path(folder) / LOCK_FILE, os.O_RDONLY)
+    except FileNotFoundError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise FolderLocked(Path(folder), holder(folder)) from None
+    finally:
+        os.close(fd)
 
 
 @contextlib.contextmanager

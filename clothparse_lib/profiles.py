@@ -17,15 +17,23 @@ tiny size for one epoch, two seeds at most, so that CI can run a profile's whole
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields, replace
 
-__all__ = ["W_BOX", "W_BCE", "Phase", "TrainSettings", "PRECISIONS", "DATA_ON_DEVICE", "CENTRAL_MODELS", "Profile",
-           "DRY_RUN_SUFFIX", "DRY_RUN_IMAGES", "DRY_RUN_SIZE", "DRY_RUN_EARLY_SIZE", "PROFILES", "profile_names", "dry_run",
-           "get_profile"]
+__all__ = ["W_BOX", "W_BCE", "ENCODERS", "check_encoder", "Phase", "TrainSettings", "PRECISIONS", "check_precision",
+           "DATA_ON_DEVICE", "CENTRAL_MODELS", "Profile", "DRY_RUN_SUFFIX", "DRY_RUN_IMAGES", "DRY_RUN_SIZE",
+           "DRY_RUN_EARLY_SIZE", "PROFILES", "profile_names", "dry_run", "get_profile"]
 
 
 W_BOX = 75.0  # the paper's box-term weight
 W_BCE = 1.0  # lost in the paper's text ("terms contribute about evenly"): checked in the book's chapter Training
+ENCODERS: tuple[str, ...] = ("resnet34", "efficientnet-lite0")  # the encoders models.encoders builds
+
+
+def check_encoder(encoder: str) -> str:
+    if encoder not in ENCODERS:
+        raise ValueError(f"unknown encoder {encoder!r}; valid encoders: {', '.join(ENCODERS)}")
+    return encoder
 
 
 @dataclass(frozen=True)
@@ -74,6 +82,7 @@ class TrainSettings:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.data_on_device not in DATA_ON_DEVICE:
             raise ValueError(f"data_on_device must be one of {', '.join(DATA_ON_DEVICE)}, got {self.data_on_device!r}")
+        _check_ranges(self)
 
     def phases(self, size: tuple[int, int]) -> list[Phase]:
         """The schedule for a profile of final size ``size``: the frozen phase, the unfrozen one, and the unfrozen
@@ -98,7 +107,41 @@ class TrainSettings:
         return cls(**{k: v for k, v in values.items() if k in known})
 
 
+def _check_ranges(s: TrainSettings) -> None:
+    """Refuse numbers no training can use: by field name, every ``epochs_*`` an integer >= 0 (at least one epoch in
+    all), every ``lr_*`` finite and > 0, the batch size >= 1, the weights of the decay and of the loss terms >= 0."""
+    check_encoder(s.encoder)
+    values = {f.name: getattr(s, f.name) for f in fields(s)}
+    epochs = {k: v for k, v in values.items() if k.startswith("epochs_")}
+    for name, value in values.items():
+        bad = None
+        if name.startswith("epochs_") or name == "batch_size":
+            least = 1 if name == "batch_size" else 0
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                bad = f"an integer >= {least}"
+        elif name.startswith("lr_") and not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+            bad = "a finite number > 0"
+        elif name in ("wd", "w_bce", "w_box") and not (isinstance(value, (int, float)) and math.isfinite(value)
+                                                        and value >= 0):
+            bad = "a finite number >= 0"
+        if bad:
+            raise ValueError(f"{name.replace('_', '-')} must be {bad}, got {value!r}")
+    if sum(epochs.values()) < 1:
+        raise ValueError(f"a training needs at least one epoch ({', '.join(k.replace('_', '-') for k in epochs)} "
+                         "are all 0)")
+
+
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+
+
+def check_precision(precision: str, device_type: str) -> None:
+    """Refuse a precision the device cannot run well: fp16 on a CPU (no fast fp16 kernels there, and the loss
+    scaler's steps diverge: measured about 15x slower per epoch, the loss 1.5 -> 400-800)."""
+    if precision == "fp16" and device_type == "cpu":
+        raise ValueError("precision fp16 is for CUDA: on a CPU use bf16 (fast where the CPU has native bfloat16), "
+                         "fp32 or auto")
+
+
 DATA_ON_DEVICE = ("auto", "device", "host", "off")
 CENTRAL_MODELS = ("extended", "plain_unet")  # the rows the central claims read: our model, plain U-Net (refined, base)
 
@@ -182,8 +225,8 @@ PROFILES: dict[str, Profile] = {
     # was chosen by validation IoU at 288x192 against core-minutes in a pilot (benchmarks/pilot_recipes.py; its table
     # is clothparse_lib/pilots/cpu288.csv, shown in chapter Training). 4 seeds for the rows of the central claims.
     "cpu288": Profile("cpu288", "ccp", (288, 192),
-                      train=TrainSettings(encoder="efficientnet-lite0", batch_size=8, epochs_frozen=3, epochs_unfrozen=7,
-                                          lr_frozen=2e-3, lr_unfrozen=5e-4, early_size=(128, 96), epochs_final=2,
+                      train=TrainSettings(encoder="efficientnet-lite0", batch_size=8, epochs_frozen=3, epochs_unfrozen=8,
+                                          lr_frozen=2e-3, lr_unfrozen=5e-4, early_size=(128, 96), epochs_final=1,
                                           lr_final=2.5e-4),
                       seeds=(0, 1), central_seeds=(0, 1, 2, 3),
                       budget="CPU time: the whole book (24 trainings) in at most 5 hours on 2 cores"),

@@ -1,13 +1,17 @@
-"""Writing files so that a failure changes nothing: whole files replaced atomically, rows appended whole or not at
+"""Writing files so that a failure changes nothing: a target checked writable before the work (:func:`check_writable`),
+whole files replaced atomically and several together or none (:func:`write_files`), rows appended whole or not at
 all, and a full disk said in one line (:class:`DiskFull`: the folder, the size needed, the space left)."""
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
+import signal
 import shutil
 from pathlib import Path
 
-__all__ = ["DiskFull", "disk_full", "write_files", "write_atomic", "append_whole", "reserve"]
+__all__ = ["DiskFull", "disk_full", "file_sha256", "check_writable", "write_files", "write_atomic", "append_whole",
+           "reserve"]
 
 
 class DiskFull(OSError):
@@ -38,6 +42,33 @@ def disk_full(path: str | Path, needed: int | None = None, what: str | None = No
                     f"{_mb(shutil.disk_usage(folder).free)} free there")
 
 
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def check_writable(path: str | Path, what: str = "--out", folder: bool = False) -> None:
+    """Refuse, in one line, a file ``path`` (with ``folder``: a folder) that could not be written: a file is written
+    and removed in its folder, or in the nearest folder above that exists (nothing is left behind), before the work
+    that would write it."""
+    path = Path(path)
+    if path.is_dir() and not folder:
+        raise ValueError(f"{what} {path} is a folder: name the file")
+    nearest = next(p for p in ((path,) if folder else ()) + (*path.parents, Path(".")) if p.exists())
+    if not nearest.is_dir():
+        raise ValueError(f"{what} {path} cannot be written: {nearest} is a file, not a folder")
+    probe = nearest / f".{path.name}.probe-{os.getpid()}"
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+        probe.unlink()
+    except OSError as e:
+        raise ValueError(f"{what} {path} cannot be written ({e.strerror or e}: {nearest})") from None
+
+
 def write_files(files: dict[Path, bytes | str]) -> None:
     """Write every file of ``files`` (path -> content) or none: each is written to a temporary file beside it
     (removed on any failure), then all are renamed into place. A full disk is a :class:`DiskFull`."""
@@ -50,8 +81,12 @@ def write_files(files: dict[Path, bytes | str]) -> None:
                 _write_all(fd, data[path])
             finally:
                 os.close(fd)
-        for path, tmp in tmps.items():
-            os.replace(tmp, path)
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})  # the renames: all, not some
+        try:
+            for path, tmp in tmps.items():
+                os.replace(tmp, path)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
     except BaseException as e:
         for tmp in tmps.values():
             tmp.unlink(missing_ok=True)

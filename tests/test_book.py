@@ -17,7 +17,7 @@ from nbformat.v4 import new_code_cell, new_notebook
 
 from clothparse_lib import book
 from clothparse_lib.data.fixtures import write_imaterialist_fixture
-from clothparse_lib.models.checkpoints import tag
+from clothparse_lib.settings import tag
 from clothparse_lib.results.plan import planned_trainings
 from clothparse_lib.results.run import Run
 

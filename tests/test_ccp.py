@@ -67,6 +67,16 @@ def test_label_map_out_of_range(small_ccp):
         CCPSource(small_ccp, on_error="raise")
 
 
+def test_an_unreadable_annotation_is_named_with_its_whole_reason(small_ccp):
+    f = small_ccp / "annotations" / "pixel-level" / "0002.mat"
+    f.write_bytes(b"not a mat file")
+    src = CCPSource(small_ccp)
+    assert src.ids() == ["0001", "0003"] and src.skipped.counts == {"annotation unreadable": 1}
+    first = src.skipped.to_dict()["first"]["annotation unreadable"]
+    assert first.startswith("0002: annotation unreadable (MatReadError: ") and first.endswith(f"): {f}")
+    assert "0002: annotation unreadable (MatReadError: " in str(src.skipped)
+
+
 def test_missing_photo_and_size_mismatch(small_ccp):
     (small_ccp / "photos" / "0001.jpg").unlink()
     shutil.copy(small_ccp / "photos" / "0003.jpg", small_ccp / "photos" / "0002.jpg")

@@ -15,7 +15,8 @@ import pytest
 import torch
 from torch import nn
 
-from clothparse_lib.cli import _settings, build_parser
+from clothparse_lib.cli import build_parser
+from clothparse_lib.cli.checks import train_settings
 from clothparse_lib.data.device import TensorBatches, augment, draw_params, resolve_placement
 from clothparse_lib.data.loaders import AUGMENTATION, make_dataloaders, training_dataloaders
 from clothparse_lib.data.split import split_rows
@@ -205,9 +206,9 @@ def test_auto_keeps_fastais_loaders_off_cuda_and_settings_are_checked(tiny):
         TrainSettings(data_on_device="gpu")
     args = build_parser().parse_args(["train", "--profile", "smoke", "--precision", "bf16", "--compile",
                                       "--data-on-device", "host", "--no-cudnn-benchmark"])
-    s = _settings(args)
+    s = train_settings(args)
     assert (s.precision, s.compile, s.data_on_device, s.cudnn_benchmark) == ("bf16", True, "host", False)
-    assert _settings(build_parser().parse_args(["train", "--profile", "smoke"])) == get_profile("smoke").train
+    assert train_settings(build_parser().parse_args(["train", "--profile", "smoke"])) == get_profile("smoke").train
 
 
 def test_device_losses_are_fastais_on_a_cpu():

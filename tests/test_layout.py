@@ -10,9 +10,11 @@ import pytest
 
 LIB = Path(__file__).resolve().parents[1] / "clothparse_lib"
 # Each package (or top-level module) may import only from its own layer or the layers below it.
+# inference (the exported model's card, the prior's checks, the ONNX runtime, the parsing path) is torch-free: above
+# the data readers, below the model code that writes what it reads.
 LAYERS = {"settings": 0, "taxonomy": 0, "profiles": 0, "paper": 0, "provenance": 0, "metrics": 0, "storage": 0,
-          "locks": 0, "data": 1, "models": 2,
-          "training": 3, "evaluation": 4, "refinement": 4, "results": 5, "book": 6, "cli": 7}
+          "locks": 0, "data": 1, "inference": 2, "models": 3,
+          "training": 4, "evaluation": 5, "refinement": 5, "results": 6, "book": 7, "cli": 8}
 MODULES = sorted(p for p in LIB.rglob("*.py") if "__pycache__" not in p.parts)
 
 
@@ -69,5 +71,15 @@ def test_public_names_are_listed(path):
 def test_parsing_a_photo_does_not_load_the_training_stack():
     code = ("import sys, clothparse_lib.evaluation.parsing\n"
             "print(sorted(m for m in sys.modules if m.startswith(('clothparse_lib.training', 'fastai.callback.schedule'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_the_inference_layer_and_the_command_line_load_no_torch():
+    """The inference package, and the command line until a command runs, import neither torch nor the model code."""
+    code = ("import sys, clothparse_lib.inference.runtime, clothparse_lib.inference.parsing, clothparse_lib.cli\n"
+            "clothparse_lib.cli.build_parser()\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'fastai', 'onnxruntime') or "
+            "m.startswith(('clothparse_lib.models', 'clothparse_lib.training', 'clothparse_lib.evaluation'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,12 +13,16 @@ import torch.nn.functional as F
 from PIL import Image
 
 from clothparse_lib.cli import PREDICT_OUTPUTS, main
-from clothparse_lib.evaluation import runtime
-from clothparse_lib.evaluation.parsing import Parser, resize_logits
+from clothparse_lib.evaluation.parsing import Parser
 from clothparse_lib.evaluation.predictor import Predictor
+from clothparse_lib.evaluation.scores import checkpoint_scores
+from clothparse_lib.inference import card as C
+from clothparse_lib.inference import runtime
+from clothparse_lib.inference.parsing import resize_logits
 from clothparse_lib.models import PRIOR_MODELS, build_model
 from clothparse_lib.models import export as E
-from clothparse_lib.models.checkpoints import atomic_save, file_sha256, load_model, make_checkpoint, read_checkpoint
+from clothparse_lib.models.checkpoints import atomic_save, load_model, make_checkpoint, read_checkpoint
+from clothparse_lib.storage import file_sha256
 from clothparse_lib.taxonomy import CLASSES, COLORS, GARMENTS, known_garments
 
 TINY = (64, 64)
@@ -52,7 +57,8 @@ def tiny(tmp_path_factory):
         checkpoint = _tiny_checkpoint(name, folder)
         if name == "extended":
             (checkpoint.parent / "evaluation.json").write_text(json.dumps(EVALUATION))
-        exported[name] = (checkpoint, folder / f"{name}.onnx", E.export_onnx(checkpoint, folder / f"{name}.onnx"))
+        exported[name] = (checkpoint, folder / f"{name}.onnx",
+                          E.export_onnx(checkpoint, folder / f"{name}.onnx", test=checkpoint_scores(checkpoint)))
     return exported
 
 
@@ -91,9 +97,9 @@ def test_each_model_exports_with_the_prior_input_where_it_has_one(name, tiny):
 
 def test_the_card_states_what_inference_needs(tiny):
     checkpoint, out, card = tiny["extended"]
-    assert json.loads(E.card_path(out).read_text()) == card == runtime.read_card(out)
-    assert E.card_path(out) == out.parent / "extended.json"
-    assert card["format"] == E.CARD_FORMAT == runtime.CARD_FORMAT
+    assert json.loads(C.card_path(out).read_text()) == card == C.read_card(out)
+    assert C.card_path(out) == out.parent / "extended.json"
+    assert card["format"] == C.CARD_FORMAT
     assert [c["name"] for c in card["classes"]] == list(CLASSES)
     assert [tuple(int(c["color"][i:i + 2], 16) for i in (1, 3, 5)) for c in card["classes"]] == [COLORS[c] for c in CLASSES]
     model = load_model(checkpoint, "cpu")
@@ -130,6 +136,20 @@ def test_export_refuses_what_it_cannot_export(tmp_path, capsys, monkeypatch):
     assert "model 'plain_unet' cannot be exported to ONNX (RuntimeError: an operator the exporter" in err
     assert len(err.strip().splitlines()) == 1
     assert not list(tmp_path.glob("*.onnx")) and not list(tmp_path.glob(".*partial")) and not list(tmp_path.glob("*.json"))
+
+
+def test_an_interrupted_export_leaves_nothing_behind(tmp_path, monkeypatch, capsys):
+    """Ctrl-C after the exporter wrote its partial file: no partial file, nothing written, exit 130 in one line."""
+    checkpoint = _tiny_checkpoint("plain_unet", tmp_path)
+
+    def interrupted(graph, args, path, **kwargs):
+        Path(path).write_bytes(b"half a graph")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch.onnx, "export", interrupted)
+    assert main(["export", "--checkpoint", str(checkpoint), "--out", str(tmp_path / "m.onnx")]) == 130
+    assert capsys.readouterr().err.strip() == "clothparse export: interrupted (SIGINT); nothing partial left behind"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plain_unet"]
 
 
 def test_a_graph_that_differs_from_the_model_is_refused(tmp_path, monkeypatch):
@@ -171,7 +191,7 @@ def trained(smoke_run, tmp_path_factory):
 
 def test_a_trained_checkpoint_exports_with_its_run_folders_test_iou(trained, smoke_run, capsys):
     checkpoint, onnx_file = trained["extended"]
-    card = runtime.read_card(onnx_file)
+    card = C.read_card(onnx_file)
     scores = json.loads((checkpoint.parent / "evaluation.json").read_text())["scores"]
     assert card["test"]["iou_excl_bg"] == scores["none"]["iou_excl_bg"]
     assert card["test"]["iou_excl_bg_with_true_prior"] == scores["gt"]["iou_excl_bg"]

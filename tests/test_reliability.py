@@ -119,6 +119,8 @@ def test_training_on_a_full_disk_stops_in_one_line_and_keeps_the_last_checkpoint
     assert main([*TRAIN, "--epochs-frozen", "2", "--run-dir", str(tmp_path)]) == 0  # space again: it resumes
     assert "resuming plain_unet from phase 1, epoch 1" in capsys.readouterr().out
     assert len(pd.read_csv(folder / "history.csv")) == 2
+    assert main([*TRAIN, "--epochs-frozen", "2", "--run-dir", str(tmp_path)]) == 0  # finished: said so, not resumed
+    assert f"plain_unet: already trained in {folder}" in capsys.readouterr().out
 
 
 class Killed(BaseException):
@@ -150,6 +152,34 @@ def test_a_kill_between_the_checkpoint_and_its_manifest_resumes(tiny, tmp_path, 
     shutil.copy(folder / "last.pt", other / "last.pt")
     with pytest.raises(ValueError, match="modified after training"):
         read_checkpoint(other / "last.pt")
+
+
+def test_a_loss_that_becomes_nan_stops_the_training_and_keeps_the_last_good_checkpoint(tiny, tmp_path, monkeypatch,
+                                                                                        capsys):
+    """The loss turns NaN in the second epoch: one line, exit 2, epoch 1's checkpoints kept, the model unfinished."""
+    from clothparse_lib.models.checkpoints import is_finished
+    from clothparse_lib.training import losses
+
+    folder, loss, epochs = tmp_path / "models" / "plain_unet", losses.ClothParsingLoss.__call__, []
+    after_epoch = resume.Checkpointer.after_epoch
+
+    def counted(self):
+        after_epoch(self)
+        epochs.append(self.epoch)
+
+    def diverging(self, preds, masks):  # from the second epoch on, as a too-high learning rate makes it
+        out = loss(self, preds, masks)
+        return out * float("nan") if epochs else out
+
+    monkeypatch.setattr(resume.Checkpointer, "after_epoch", counted)
+    monkeypatch.setattr(losses.ClothParsingLoss, "__call__", diverging)
+    assert main([*TRAIN, "--epochs-frozen", "3", "--run-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "the training loss became NaN or infinite in epoch 2" in err, err
+    assert read_checkpoint(folder / "last.pt")["state"]["epochs_done"] == 1 and not is_finished(folder)
+    best = read_checkpoint(folder / "best.pt")["model"]
+    assert all(torch.isfinite(t).all() for t in best.values() if t.is_floating_point())
+    assert len(pd.read_csv(folder / "history.csv")) == 1
 
 
 HOLD = "import sys\nfrom clothparse_lib.locks import folder_lock\nwith folder_lock(sys.argv[1]):\n" \

@@ -22,8 +22,9 @@ from clothparse_lib import book
 from clothparse_lib.book import site
 from clothparse_lib.cli import PREDICT_OUTPUTS, main
 from clothparse_lib.data.synthetic import make_sample
-from clothparse_lib.evaluation import ship, shipped
-from clothparse_lib.evaluation.parsing import Parser
+from clothparse_lib.evaluation import ship
+from clothparse_lib.inference import shipped
+from clothparse_lib.inference.parsing import Parser
 
 ROOT = book.ROOT
 ARTIFACTS = ROOT / "test-artifacts"
@@ -80,7 +81,7 @@ def test_ship_refuses_a_package_folder_it_cannot_write_before_exporting(tmp_path
     monkeypatch.setattr(export, "export_onnx", lambda *a: pytest.fail("exported before checking the target"))
     assert main(["export", "--ship", "--checkpoint", str(tmp_path / "best.pt"), "--photos", "p.jpg"]) == 2
     err = capsys.readouterr().err
-    assert len(err.strip().splitlines()) == 1 and "cannot write the shipped model into" in err
+    assert len(err.strip().splitlines()) == 1 and "cannot be written" in err
     for args in (["--ship", "--out", "m.onnx"], [], ["--out", "m.onnx", "--photos", "p.jpg"]):
         assert main(["export", "--checkpoint", str(tmp_path / "best.pt"), *args]) == 2
         assert "with --ship the package's model" in capsys.readouterr().err
@@ -172,7 +173,7 @@ def test_a_shipped_model_that_is_not_its_cards_is_refused(shipped_dir, tmp_path,
     monkeypatch.setattr(shipped, "SHIPPED_DIR", folder)
     assert main(["predict", "--out", str(tmp_path / "out"), str(_photo(tmp_path))]) == 2
     err = capsys.readouterr().err
-    assert len(err.strip().splitlines()) == 1 and "is not the model its card describes" in err
+    assert len(err.strip().splitlines()) == 1 and "SHA-256 differs from the card" in err
     assert not (tmp_path / "out").exists()
     with pytest.raises(ValueError, match="SHA-256"):
         Parser.default()

@@ -4,7 +4,7 @@ import math
 import pandas as pd
 import pytest
 
-from clothparse_lib.profiles import DRY_RUN_IMAGES, DRY_RUN_SIZE, get_profile
+from clothparse_lib.profiles import DRY_RUN_EARLY_SIZE, DRY_RUN_IMAGES, DRY_RUN_SIZE, get_profile
 from clothparse_lib.results import verdicts as V
 from clothparse_lib.results.plan import planned_trainings
 from clothparse_lib.results.run import Run
@@ -138,3 +138,17 @@ def test_dry_run_profile_is_the_same_path_at_a_tiny_cost():
     assert dry.seeds == (0,) and dry.central_seeds == (0, 1) and dry.train.encoder == get_profile("full").train.encoder
     with pytest.raises(ValueError, match="unknown profile"):
         get_profile("nope-dry")
+
+
+def test_cpu288_profile_scores_at_the_papers_size_with_four_seeds_on_the_central_rows(tmp_path):
+    p = get_profile("cpu288")
+    assert p.size == (288, 192) and p.train.early_size == (128, 96) and p.train.epochs_final > 0
+    assert [(ph.number, ph.size) for ph in p.train.phases(p.size) if ph.epochs] == [
+        (1, (128, 96)), (2, (128, 96)), (3, (288, 192))]
+    planned = planned_trainings(Run(p, tmp_path))
+    assert len(planned) == len(set(planned)) == 24  # 3 central rows x 4 seeds + 6 other rows x 2 seeds
+    central = {job for job in planned if (job[0], job[1]) in {("extended", "refined"), ("plain_unet", "refined"),
+                                                                ("plain_unet", "base")}}
+    assert {seed for *_, seed in central} == {0, 1, 2, 3} and len(central) == 12
+    dry = get_profile("cpu288-dry")  # the dry run keeps the size change, at its own small sizes
+    assert dry.size == DRY_RUN_SIZE and dry.train.early_size == DRY_RUN_EARLY_SIZE and dry.train.epochs_final == 1

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from ..models.checkpoints import tag
 from ..profiles import get_profile
+from ..settings import tag
 from ..results.plan import planned_trainings
 from ..results.run import Run
 from ..storage import DiskFull

@@ -126,14 +126,15 @@ class ChapterRun:
 
 def run_book(profile: str, root: Path = ROOT, runs_dir=None, data_dir=None, start: str | None = None,
              force: bool = False, parameters: dict | None = None, chapters=CHAPTERS,
-             progress: bool = True, jobs: int | None = None, wait: bool = False) -> list[ChapterRun]:
+             progress: bool = True, jobs: int | None = None, wait: bool = False, run_dir=None) -> list[ChapterRun]:
     """Execute ``<root>/book/<chapter>.ipynb`` in place with papermill, in order; returns what ran.
 
     ``runs_dir``: parent of the run folder ``<runs_dir>/<profile>`` (default ``$CLOTHPARSE_RUNS_DIR``, else
     ``<root>/runs``); ``data_dir``: default ``$CLOTHPARSE_DATA_DIR``; ``parameters``: more papermill parameters;
     ``jobs``: trainings run at once before the first chapter (:func:`parallel.train_concurrently`; default
     :func:`parallel.default_jobs`; 1: none, the chapters train what they need one at a time); ``wait``: for another
-    process holding the run folder's lock, instead of raising :class:`locks.FolderLocked`.
+    process holding the run folder's lock, instead of raising :class:`locks.FolderLocked`; ``run_dir``: the run folder
+    itself, instead of ``<runs_dir>/<profile>`` (the chapters' ``run_dir`` parameter).
     """
     from ..profiles import get_profile
 
@@ -145,7 +146,11 @@ def run_book(profile: str, root: Path = ROOT, runs_dir=None, data_dir=None, star
     if missing:
         raise FileNotFoundError(f"chapters not found in {book}: {', '.join(missing)}")
     runs = settings.runs_dir(runs_dir).resolve()
-    run_dir = runs / profile
+    if run_dir:
+        run_dir = Path(run_dir).expanduser().resolve()
+        parameters = {"run_dir": str(run_dir), **(parameters or {})}
+    else:
+        run_dir = runs / profile
     with folder_lock(run_dir, wait):
         return _run(profile, book, run_dir, runs, data_dir, start, force, parameters, chapters, progress, jobs)
 

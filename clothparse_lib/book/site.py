@@ -1,6 +1,6 @@
 """What the built site needs beside jupyter-book's pages for the "Try it" page (``book/try.md``): the page's code
 (``book/try/*.mjs``), onnxruntime-web's files (npm, pinned in ``package.json`` + ``package-lock.json``: ``npm ci``
-puts them in ``node_modules/``), the shipped model with its card (:mod:`evaluation.shipped`; none while none ships,
+puts them in ``node_modules/``), the shipped model with its card (:mod:`inference.shipped`; none while none ships,
 which the page then says) and an example photo (a synthetic paper doll, :func:`data.synthetic.make_sample`),
 all in ``_build/html/try-it/``: :func:`build_html` calls :func:`add_try_it`.
 
@@ -36,7 +36,7 @@ def add_try_it(html: Path, root: Path, runtime: Path) -> Path:
     from PIL import Image
 
     from ..data.synthetic import make_sample
-    from ..evaluation.shipped import NoShippedModel, shipped_model
+    from ..inference.shipped import NoShippedModel, shipped_model
 
     dist, dest = ort_dist(runtime), Path(html) / SITE_FOLDER
     if dest.exists():

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,14 +59,17 @@ class Source(Protocol):
 
 @dataclass
 class SkipReport:
-    """Counts of rows/images a reader skipped, by reason, with a few example ids each."""
+    """Counts of rows/images a reader skipped, by reason (its words before any detail: ``:`` or `` (``), with a few
+    example ids each and the first one's whole reason."""
 
     counts: Counter = field(default_factory=Counter)
     examples: dict[str, list[str]] = field(default_factory=dict)
+    first: dict[str, str] = field(default_factory=dict)  # reason -> "image_id: the whole reason"
 
     def add(self, image_id: str, reason: str) -> None:
-        key = reason.split(":")[0]
+        key = re.split(r":| \(", reason, maxsplit=1)[0]
         self.counts[key] += 1
+        self.first.setdefault(key, f"{image_id}: {reason}")
         self.examples.setdefault(key, [])
         if len(self.examples[key]) < 5:
             self.examples[key].append(image_id)
@@ -75,12 +79,14 @@ class SkipReport:
         return sum(self.counts.values())
 
     def to_dict(self) -> dict:
-        return {"total": self.total, "counts": dict(self.counts), "examples": self.examples}
+        return {"total": self.total, "counts": dict(self.counts), "examples": self.examples, "first": self.first}
 
     def __str__(self) -> str:
         if not self.total:
             return "nothing skipped"
-        parts = [f"{n} {reason} (e.g. {', '.join(self.examples[reason][:3])})" for reason, n in self.counts.most_common()]
+        parts = [f"{n} {reason} (e.g. {', '.join(self.examples[reason][:3])}" +
+                 (f"; the first: {self.first[reason]})" if reason in self.first else ")")
+                 for reason, n in self.counts.most_common()]
         return f"skipped {self.total}: " + "; ".join(parts)
 
 
@@ -119,7 +125,9 @@ def read_rgb(path: Path, image_id: str, size: tuple[int, int] | None = None) -> 
     """Decode an image file to HxWx3 uint8 RGB (16-bit images scaled to 8 bits); a missing or corrupt file is a
     DataError. Without ``size``: as a viewer displays it (EXIF orientation applied, as phones expect). With
     ``size``, the (height, width) its annotation was made at: as stored when that is the stored size (also when
-    both orientations have it), else as displayed; a size matching neither is a DataError (``size_mismatch``)."""
+    both orientations have it), else as displayed; a size matching neither is a DataError (``size_mismatch``). The
+    error names the path unless ``image_id`` is the path already."""
+    where = "" if str(image_id) == str(path) else f": {path}"
     try:
         with Image.open(path) as im:
             stored = (im.height, im.width)
@@ -130,11 +138,13 @@ def read_rgb(path: Path, image_id: str, size: tuple[int, int] | None = None) -> 
                                     f"{stored[0]}x{stored[1]} (displayed {im.height}x{im.width})")
             return to_rgb(im)
     except FileNotFoundError:
-        raise DataError(image_id, f"image file missing: {path}") from None
+        raise DataError(image_id, f"image file missing{where}") from None
     except Image.DecompressionBombError as e:  # a header claiming a huge size: refused before decoding
-        raise DataError(image_id, f"image file too large: {path} ({e})") from None
-    except (UnidentifiedImageError, OSError, SyntaxError) as e:
-        raise DataError(image_id, f"image file unreadable ({type(e).__name__}: {e}): {path}") from None
+        raise DataError(image_id, f"image file too large ({e}){where}") from None
+    except UnidentifiedImageError:  # (its message repeats the path)
+        raise DataError(image_id, f"image file unreadable (not an image Pillow can decode){where}") from None
+    except (OSError, SyntaxError) as e:
+        raise DataError(image_id, f"image file unreadable ({type(e).__name__}: {e}){where}") from None
 
 
 def to_rgb(im: Image.Image) -> np.ndarray:

@@ -59,7 +59,7 @@ def read_groundtruth(path: Path, image_id: str) -> np.ndarray:
         gt = scipy.io.loadmat(path)["groundtruth"]
     except FileNotFoundError:
         raise DataError(image_id, f"annotation missing: {path}") from None
-    except (OSError, ValueError, KeyError, TypeError) as e:
+    except (OSError, ValueError, KeyError, TypeError, scipy.io.matlab.MatReadError) as e:
         raise DataError(image_id, f"annotation unreadable ({type(e).__name__}: {e}): {path}") from None
     if gt.ndim != 2:
         raise DataError(image_id, f"groundtruth must be 2-D, got shape {gt.shape}")

@@ -30,7 +30,7 @@ from ..training.losses import loss_terms
 from .predictor import Predictor
 
 __all__ = ["PARTIAL_PRIOR", "Evaluation", "load_checked", "evaluate", "RESULT_FILES", "result_file", "save_evaluation",
-           "load_scores"]
+           "load_scores", "checkpoint_scores"]
 
 
 PARTIAL_PRIOR = ("dress", "skirt")
@@ -122,3 +122,25 @@ def save_evaluation(result: Evaluation, folder: Path, name: str = "test", extra:
 
 def load_scores(folder: Path, name: str = "test") -> dict:
     return json.loads(result_file(folder, "evaluation", name).read_text())
+
+
+def checkpoint_scores(checkpoint: Path) -> dict | None:
+    """The test scores the run folder states for ``checkpoint`` (an exported model's card carries them): its model
+    folder's ``evaluation.json`` when that is newer than the checkpoint and evaluated it (the book's evaluations read
+    ``best.pt``; ``clothparse evaluate`` says which); None otherwise."""
+    checkpoint = Path(checkpoint)
+    path = result_file(checkpoint.parent, "evaluation")
+    if not path.is_file() or path.stat().st_mtime < checkpoint.stat().st_mtime:
+        return None
+    evaluation = load_scores(checkpoint.parent)
+    if evaluation.get("checkpoint", "best") != checkpoint.stem:
+        return None
+    scores = evaluation.get("scores", {})
+    if "none" not in scores:
+        return None
+    out = {"split": evaluation.get("split", evaluation.get("name")), "data": evaluation.get("data"),
+           "images": evaluation.get("n_images"),
+           **{k: scores["none"][k] for k in ("iou_excl_bg", "iou_overall", "iou_mask") if k in scores["none"]}}
+    if "gt" in scores:
+        out["iou_excl_bg_with_true_prior"] = scores["gt"]["iou_excl_bg"]
+    return out

@@ -1,7 +1,8 @@
 """Make the model that ships with the package (``clothparse export --ship``): a trained checkpoint exported
 (:func:`models.export.export_onnx`), its weights stored as float16 (:func:`models.fp16.fp16_weights`: float32
 compute), its masks compared with the float32 export's on CCP's test photos, and written with its card into
-:data:`shipped.SHIPPED_DIR` (model and card together, or neither), at most :data:`MAX_MB`.
+:data:`inference.shipped.SHIPPED_DIR` (:func:`inference.card.write_model`: together, or neither), at most
+:data:`MAX_MB`.
 
 The card is the export's, its ``onnx`` entry the float16 file's, plus ``shipped``: the weights' format, the float32
 file's SHA-256, the data set and the run's commit, and ``agreement``: the share of pixels whose class is the same
@@ -10,16 +11,14 @@ and the share of photos with the same garment list, without and with a prior (fo
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import tempfile
 from pathlib import Path
 
 from ..data.split import load_split
+from ..inference import shipped
+from ..inference.card import check_target, write_model
+from ..inference.parsing import Parser
 from ..profiles import get_profile
-from ..storage import write_files
-from . import shipped
-from .parsing import Parser
 
 __all__ = ["MAX_MB", "AGREEMENT_PRIOR", "agreement_photos", "agreement", "ship_model"]
 
@@ -66,29 +65,24 @@ def ship_model(checkpoint: str | Path, photos: list[Path], dest: Path | None = N
     import onnx
 
     from ..models.checkpoints import read_checkpoint
-    from ..models.export import card_path, export_onnx
+    from ..models.export import export_onnx
     from ..models.fp16 import fp16_weights
+    from .scores import checkpoint_scores
 
     checkpoint, dest = Path(checkpoint), Path(dest or shipped.SHIPPED_DIR)
     if not photos:
         raise ValueError("no photos to compare the float16 model with the float32 one on")
-    try:  # refused before the export's minute, not after it
-        dest.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ValueError(f"cannot write the shipped model into {dest} ({e.strerror}): ship from a checkout") from None
-    if not os.access(dest, os.W_OK):
-        raise ValueError(f"cannot write the shipped model into {dest} (not writable): ship from a checkout")
+    check_target(dest / shipped.MODEL_FILE)  # refused before the export's minute, not after it
     manifest = read_checkpoint(checkpoint)["manifest"]
     with tempfile.TemporaryDirectory(prefix="clothparse-ship-") as tmp:
         fp32_file, fp16_file = Path(tmp) / "fp32.onnx", Path(tmp) / shipped.MODEL_FILE
-        card = export_onnx(checkpoint, fp32_file)
+        card = export_onnx(checkpoint, fp32_file, test=checkpoint_scores(checkpoint))
         data = fp16_weights(onnx.load(fp32_file)).SerializeToString()
         if len(data) > MAX_MB * 2**20:
             raise ValueError(f"the float16 model takes {len(data) / 2**20:.1f} MiB, over the {MAX_MB} MiB a shipped "
                              "model may take; nothing written")
         card["onnx"] = {**card["onnx"], "file": fp16_file.name, "sha256": _sha256(data)}
-        fp16_file.write_bytes(data)
-        card_path(fp16_file).write_text(json.dumps(card))
+        write_model(fp16_file, data, card)
         reference, half = Parser.from_onnx(fp32_file), Parser.from_onnx(fp16_file)
         measured = {"photos": len(photos), "without_prior": agreement(reference, half, photos)}
         if card["prior"] is not None:
@@ -101,7 +95,7 @@ def ship_model(checkpoint: str | Path, photos: list[Path], dest: Path | None = N
             "agreement": {"reference": "the float32 export", "data": _photos_data(photos), **measured},
             "size_mb": round(len(data) / 2**20, 2),
         }
-    write_files({dest / shipped.MODEL_FILE: data, card_path(dest / shipped.MODEL_FILE): json.dumps(card, indent=1)})
+    write_model(dest / shipped.MODEL_FILE, data, card)
     return card
 
 

@@ -5,7 +5,8 @@ output type, class priors, and the checkpoint store that saves and loads trained
 (class priors), ``outputs`` (:class:`ModelOutput`), ``encoders``, ``checkpoints``.
 """
 from .checkpoints import load_model, read_checkpoint
-from .encoders import ENCODERS, RandomInitWarning
+from ..profiles import ENCODERS
+from .encoders import RandomInitWarning
 from .factory import MODEL_NAMES, build_model, count_parameters, model_splitter
 from .outputs import ModelOutput
 from .prior import make_class_prior

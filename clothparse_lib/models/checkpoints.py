@@ -21,12 +21,11 @@ import torch
 from fastai.torch_core import default_device
 
 from ..profiles import TrainSettings
-from ..storage import write_atomic, write_files
+from ..storage import file_sha256, write_atomic, write_files
 from .factory import build_model
 
-__all__ = ["CHECKPOINT_FORMAT", "state_digest", "checkpoint_digest", "make_checkpoint", "file_sha256",
-           "save_checkpoints", "atomic_save", "write_json", "tag", "is_finished", "StaleCheckpoint", "read_checkpoint",
-           "load_model"]
+__all__ = ["CHECKPOINT_FORMAT", "state_digest", "checkpoint_digest", "make_checkpoint", "save_checkpoints",
+           "atomic_save", "write_json", "is_finished", "StaleCheckpoint", "read_checkpoint", "load_model"]
 
 
 CHECKPOINT_FORMAT = 2  # 2: the digest covers the manifest and the state too
@@ -53,14 +52,6 @@ def make_checkpoint(manifest: dict, state: dict, weights: dict, **extra) -> dict
     return {**ckpt, "digest": checkpoint_digest(ckpt), **extra}
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def save_checkpoints(files: dict[Path, dict]) -> dict[str, str]:
     """``torch.save`` each object to its path, every file written or none (:func:`storage.write_files`); returns
     each file's SHA-256 by name."""
@@ -80,11 +71,6 @@ def atomic_save(obj, path: Path) -> str:
 
 def write_json(obj, path: Path) -> None:
     write_atomic(path, json.dumps(obj, indent=1, default=str))
-
-
-def tag(model: str, variant: str, seed: int) -> str:
-    """The folder name of a model of a run (``<run>/models/<tag>``): the model, its data variant and a non-zero seed."""
-    return f"{model}-{variant}" + (f"-seed{seed}" if seed else "")
 
 
 def is_finished(folder: Path) -> bool:

@@ -23,12 +23,12 @@ import warnings
 import torch
 from torch import nn
 
-__all__ = ["ENCODERS", "RandomInitWarning", "check_encoder", "encoder_stats", "smp_encoder_name", "lite0_package_file",
+from ..profiles import check_encoder
+
+__all__ = ["RandomInitWarning", "encoder_stats", "smp_encoder_name", "lite0_package_file",
            "lite0_keys_to_timm", "pretrained_state_dict", "encoder_state_dict", "classifier_network", "fastai_body",
            "load_smp_encoder"]
 
-
-ENCODERS: tuple[str, ...] = ("resnet34", "efficientnet-lite0")
 
 _TIMM_NAME = {"efficientnet-lite0": "tf_efficientnet_lite0"}
 _SMP_NAME = {"resnet34": "resnet34", "efficientnet-lite0": "tu-tf_efficientnet_lite0"}
@@ -43,12 +43,6 @@ _STATS = {
 
 class RandomInitWarning(UserWarning):
     """An encoder was built without pretrained weights."""
-
-
-def check_encoder(encoder: str) -> str:
-    if encoder not in ENCODERS:
-        raise ValueError(f"unknown encoder {encoder!r}; valid encoders: {', '.join(ENCODERS)}")
-    return encoder
 
 
 def encoder_stats(encoder: str) -> tuple[tuple[float, ...], tuple[float, ...]]:

@@ -6,11 +6,12 @@ as the card says) and, for the models whose ClassBranch feeds the segmentation (
 returns ``seg``, (B, 9, h, w) segmentation logits, and for the models with a ClassBranch ``cls``, (B, 8) logits after
 the prior; the BBbranch is left out (parsing does not read it). The batch is dynamic. The other models have no
 ``prior`` input (a prior would change nothing there, :func:`unet.require_prior_input`); the ONNX runtime refuses one
-for them as the torch path does. ``evaluation.runtime.OnnxModel`` runs the file.
+for them as the torch path does. ``inference.runtime.OnnxModel`` runs the file.
 
-The card (``model.onnx`` -> ``model.json``) states the classes and their colours, the input (size, scaling,
-normalisation, resize), the prior input, the profile and seed of the training, the test IoU of the run folder's
-``evaluation.json`` (when it evaluated this checkpoint), the checkpoint's digest and the ONNX file's SHA-256.
+The card (``model.onnx`` -> ``model.json``, :mod:`inference.card`) states the classes and their colours, the input
+(size, scaling, normalisation, resize), the prior input, the outputs, the profile and seed of the training, the test
+IoU the run folder states for the checkpoint, its digest and the ONNX file's SHA-256; the two files are written
+together or not at all, after the target was found writable.
 
 The exporter is torch.export's (``dynamo=True``, which needs ``onnxscript``): the TorchScript exporter
 (``dynamo=False``) traced the Extended U-Net's injection (:class:`parts.BranchInjection`'s in-place writes of its
@@ -21,8 +22,8 @@ eager model (with a prior where the model takes one) and refused when they diffe
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
-import json
 import os
 import warnings
 from pathlib import Path
@@ -31,19 +32,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..storage import write_atomic
-from ..taxonomy import CLASSES, COLORS, GARMENTS
-from .checkpoints import file_sha256, load_model, read_checkpoint
+from ..inference.card import check_graph, check_target, make_card, write_model
+from ..storage import file_sha256
+from ..taxonomy import GARMENTS
+from .checkpoints import load_model, read_checkpoint
 
-__all__ = ["OPSET", "CARD_FORMAT", "card_path", "export_onnx"]
+__all__ = ["OPSET", "export_onnx"]
 
 OPSET = 20  # ai.onnx 20 (torch 2.14's default): onnxruntime 1.31 runs it with every CPU kernel
-CARD_FORMAT = 1
-
-
-def card_path(onnx_file: str | Path) -> Path:
-    """The card of an ONNX file: ``model.onnx`` -> ``model.json``."""
-    return Path(onnx_file).with_suffix(".json")
 
 
 class _Graph(nn.Module):
@@ -58,52 +54,21 @@ class _Graph(nn.Module):
         return (out.seg,) if out.cls is None else (out.seg, out.cls)
 
 
-def _evaluation(checkpoint: Path) -> dict | None:
-    """The test scores the run folder states for ``checkpoint``: its model folder's ``evaluation.json`` when that is
-    newer than the checkpoint and evaluated it (the book's evaluations read ``best.pt``; ``clothparse evaluate`` says
-    which)."""
-    path = checkpoint.parent / "evaluation.json"
-    if not path.is_file() or path.stat().st_mtime < checkpoint.stat().st_mtime:
-        return None
-    evaluation = json.loads(path.read_text())
-    if evaluation.get("checkpoint", "best") != checkpoint.stem:
-        return None
-    scores = evaluation.get("scores", {})
-    if "none" not in scores:
-        return None
-    out = {"split": evaluation.get("split", evaluation.get("name")), "data": evaluation.get("data"),
-           "images": evaluation.get("n_images"),
-           **{k: scores["none"][k] for k in ("iou_excl_bg", "iou_overall", "iou_mask") if k in scores["none"]}}
-    if "gt" in scores:
-        out["iou_excl_bg_with_true_prior"] = scores["gt"]["iou_excl_bg"]
-    return out
-
-
-def _card(model: nn.Module, ckpt: dict, checkpoint: Path, out: Path, outputs: list[str]) -> dict:
-    m, (h, w) = ckpt["manifest"], model.img_size
+def _card(model: nn.Module, ckpt: dict, checkpoint: Path, out: Path, graph: bytes, outputs: list[str],
+          test: dict | None) -> dict:
+    m = ckpt["manifest"]
     mean, std = model.normalization
-    prior = model.supports_prior
-    return {
-        "format": CARD_FORMAT,
-        "model": m["model"], "encoder": m["settings"]["encoder"],
-        "classes": [{"index": i, "name": c, "color": "#{:02x}{:02x}{:02x}".format(*COLORS[c])}
-                    for i, c in enumerate(CLASSES)],
-        "input": {"name": "image", "shape": ["batch", 3, h, w], "size": [h, w], "channels": "RGB",
-                  "scale": "1/255", "mean": [float(v) for v in mean], "std": [float(v) for v in std],
-                  "resize": "the photo squashed to the size (bilinear), as in training"},
-        "prior": {"name": "prior", "shape": ["batch", len(GARMENTS)], "garments": list(GARMENTS),
-                  "values": "NaN unknown, 0 absent, 1 present"} if prior else None,
-        "outputs": {"seg": ["batch", len(CLASSES), h, w], **({"cls": ["batch", len(GARMENTS)]} if "cls" in outputs else {})},
-        "profile": m.get("profile"), "seed": m.get("seed"), "size": [h, w],
-        "test": _evaluation(checkpoint),
-        "checkpoint": {"path": str(checkpoint), "digest": ckpt["digest"], "sha256": file_sha256(checkpoint)},
-        "onnx": {"file": out.name, "sha256": file_sha256(out), "opset": OPSET},
-        "torch": torch.__version__,
-    }
+    return make_card(model=m["model"], encoder=m["settings"]["encoder"], size=model.img_size, mean=mean, std=std,
+                     prior=model.supports_prior, cls="cls" in outputs, onnx_file=out,
+                     onnx_sha256=hashlib.sha256(graph).hexdigest(), opset=OPSET,
+                     provenance={"profile": m.get("profile"), "seed": m.get("seed"), "test": test,
+                                 "checkpoint": {"path": str(checkpoint), "digest": ckpt["digest"],
+                                                "sha256": file_sha256(checkpoint)},
+                                 "torch": torch.__version__})
 
 
-def _check(graph: _Graph, args: tuple, onnx_file: Path, names: list[str]) -> None:
-    """Refuse an ONNX file whose outputs differ from the eager model's on ``args``."""
+def _check(graph: _Graph, args: tuple, onnx_file: Path, names: list[str]):
+    """Refuse an ONNX file whose outputs differ from the eager model's on ``args``; returns its onnxruntime session."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -120,17 +85,16 @@ def _check(graph: _Graph, args: tuple, onnx_file: Path, names: list[str]) -> Non
         if bad:
             raise ValueError(f"the exported graph's {name.name!r} differs from the model's (torch {torch.__version__}'s "
                              "exporter); nothing written")
+    return session
 
 
-def export_onnx(checkpoint: str | Path, out: str | Path) -> dict:
-    """Export the model of ``checkpoint`` to ``out`` (``.onnx``) and write its card beside it (:func:`card_path`);
-    returns the card. A file that is not a clothparse checkpoint, or a model the exporter gets wrong, is a
-    ``ValueError`` (and nothing is written)."""
-    checkpoint, out = Path(checkpoint), Path(out)
-    if out.suffix != ".onnx":
-        raise ValueError(f"--out {out} must name an .onnx file (its card goes beside it as {card_path(out).name})")
-    if out.is_dir():
-        raise ValueError(f"--out {out} is a folder: name the .onnx file")
+def export_onnx(checkpoint: str | Path, out: str | Path, test: dict | None = None) -> dict:
+    """Export the model of ``checkpoint`` to ``out`` (``.onnx``) and write its card beside it
+    (:func:`inference.card.card_path`), the two together or not at all; returns the card. ``test``: the scores the
+    run folder states for the checkpoint (``evaluation.scores.checkpoint_scores``). A target that cannot be written,
+    a file that is not a clothparse checkpoint, or a model the exporter gets wrong, is a ``ValueError`` (and nothing
+    is written); so is an interruption (nothing is left behind either)."""
+    checkpoint, out = Path(checkpoint), check_target(out)
     ckpt = read_checkpoint(checkpoint)
     model = load_model(checkpoint, "cpu").eval()
     graph = _Graph(model).eval()
@@ -145,7 +109,6 @@ def export_onnx(checkpoint: str | Path, out: str | Path) -> dict:
     with torch.no_grad():
         outputs = ["seg"] + (["cls"] if len(graph(*args)) > 1 else [])
     batch = torch.export.Dim("batch", min=1, max=4096)
-    out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(f".{out.name}.{os.getpid()}.partial")
     try:
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):  # the exporter's progress lines
@@ -153,16 +116,18 @@ def export_onnx(checkpoint: str | Path, out: str | Path) -> dict:
             torch.onnx.export(graph, args, str(partial), input_names=names, output_names=outputs,
                               dynamic_shapes=tuple({0: batch} for _ in args), opset_version=OPSET, dynamo=True,
                               external_data=False, verbose=False)
-        _check(graph, args, partial, names)
+        session = _check(graph, args, partial, names)
+        data = partial.read_bytes()
     except ValueError:
-        partial.unlink(missing_ok=True)
         raise
     except Exception as e:  # the exporter fails in many ways: one line
-        partial.unlink(missing_ok=True)
         first = (str(e).strip().splitlines() or [""])[0]
         raise ValueError(f"{checkpoint}: model {ckpt['manifest']['model']!r} cannot be exported to ONNX "
                          f"({type(e).__name__}: {first})") from None
-    os.replace(partial, out)
-    card = _card(model, ckpt, checkpoint, out, outputs)
-    write_atomic(card_path(out), json.dumps(card, indent=1))
+    finally:  # also on an interruption (Ctrl-C, SIGTERM): no partial file left behind
+        partial.unlink(missing_ok=True)
+    card = _card(model, ckpt, checkpoint, out, data, outputs, test)
+    check_graph(out, card, {i.name: i.shape for i in session.get_inputs()},
+                {o.name: o.shape for o in session.get_outputs()})  # what predict will check
+    write_model(out, data, card)
     return card

@@ -16,7 +16,7 @@ MODEL_NAMES: tuple[str, ...] = (*UNET_VARIANTS, *BASELINES)
 
 def build_model(name: str, encoder: str = "resnet34", weights=None, n_classes: int = N_CLASSES,
                 img_size=(288, 192)) -> nn.Module:
-    """Build one of :data:`MODEL_NAMES` on ``encoder`` (:data:`encoders.ENCODERS`).
+    """Build one of :data:`MODEL_NAMES` on ``encoder`` (:data:`profiles.ENCODERS`).
 
     ``weights``: None (random encoder, with a loud :class:`encoders.RandomInitWarning`), ``"imagenet"``
     (resnet34: torchvision download; efficientnet-lite0: the registry package's file, offline) or a path to a

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 
+from ..inference.prior import check_prior
 from ..taxonomy import GARMENTS, known_garments
 
 __all__ = ["make_class_prior", "apply_class_prior"]
@@ -38,6 +39,6 @@ def apply_class_prior(logits: torch.Tensor, prior, limit: float) -> torch.Tensor
     if prior.shape[-1] != logits.shape[-1]:
         raise ValueError(f"class prior has {prior.shape[-1]} entries per image, the ClassBranch {logits.shape[-1]}")
     prior = prior.expand_as(logits)
-    if not torch.compiler.is_compiling() and ((prior < 0) | (prior > 1)).any():  # data-dependent: eager only
-        raise ValueError("class prior values must be probabilities in [0, 1] (NaN = unknown)")
+    if not torch.compiler.is_compiling():  # data-dependent: eager only
+        check_prior(prior)
     return torch.where(torch.isnan(prior), logits, torch.logit(prior).clamp(-limit, limit))

@@ -29,6 +29,7 @@ from fastai.vision.models.unet import DynamicUnet
 from fastai.vision.models.unet import ResizeToOrig as _FastaiResizeToOrig
 from torch import nn
 
+from ..inference.prior import refuse_prior
 from .outputs import ModelOutput
 from .parts import BoxBranch, BranchInjection, ClassBranch, ClassGate, MergeLayer, ResizeToOrig, use_nearest_upsampling
 from .prior import apply_class_prior
@@ -59,10 +60,7 @@ PRIOR_MODELS: tuple[str, ...] = tuple(name for name, p in UNET_VARIANTS.items() 
 def require_prior_input(model: nn.Module) -> None:
     """Refuse a class prior for a model whose ClassBranch does not feed the segmentation."""
     if not getattr(model, "supports_prior", False):
-        name = getattr(model, "model_name", type(model).__name__)
-        raise ValueError(f"model {name!r} cannot take a class prior (it has no prior input): only "
-                         f"{' and '.join(PRIOR_MODELS)} feed the ClassBranch into the segmentation; for any other "
-                         "model a prior would silently change nothing")
+        raise refuse_prior(getattr(model, "model_name", type(model).__name__))
 
 
 class ClothUnet(nn.Module):

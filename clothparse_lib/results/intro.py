@@ -46,8 +46,18 @@ def deviations(profile: str | Profile) -> pd.DataFrame:
         rows.append(("data set", ref["dataset"]["name"], p.source, why))
     if tuple(p.size) != tuple(ref["dataset"]["input_size_hw"]):
         rows.append(("input size (h x w)", "288 x 192", f"{p.size[0]} x {p.size[1]}", f"{p.budget}: pixels cost linearly"))
-    if (t.epochs_frozen, t.epochs_unfrozen) != (10, 10):
-        rows.append(("epochs (frozen + unfrozen)", "10 + 10", f"{t.epochs_frozen} + {t.epochs_unfrozen}", p.budget))
+    if t.schedule() != "10 + 10":
+        rows.append(("epochs (frozen + unfrozen)", "10 + 10", t.schedule(), p.budget))
+    if t.early_size:
+        h, w = t.early_size
+        rows += [("training size", f"{p.size[0]} x {p.size[1]} throughout",
+                  f"phases 1 and 2 at {h} x {w}, phase 3 at {p.size[0]} x {p.size[1]} (progressive resizing)",
+                  f"{p.budget}; chosen by validation IoU at {p.size[0]} x {p.size[1]} against core-minutes in a pilot "
+                  "(chapter Training); every table is scored at the final size"),
+                 ("BBbranch during the early phases", "one input size (the map flattened, no pooling)",
+                  f"the encoder's smaller map pooled to the {p.size[0]} x {p.size[1]} grid (adaptive average pooling)",
+                  "the branch's first layer is tied to one map size; pooling to the final size's grid keeps the "
+                  "paper's branch exactly at the size every table is scored")]
     if t.batch_size != ref["training"]["batch_size"]:
         rows.append(("batch size", str(ref["training"]["batch_size"]), str(t.batch_size), f"{p.budget}: memory and time per step"))
     if t.encoder != "resnet34":
@@ -61,7 +71,8 @@ def deviations(profile: str | Profile) -> pd.DataFrame:
          "on such a CPU the train step runs about 2x faster than in fp32, a whole training with fastai's loop about "
          "1.4x, with the same IoU (benchmarks/train_check.py --compare-precision, README); each model's "
          "manifest.json records what it ran in"),
-        ("max lr, phase 1 / phase 2", "10^? / lost in the text", f"{t.lr_frozen:g} / {t.lr_unfrozen:g}",
+        ("max lr, phase 1 / phase 2", "10^? / lost in the text",
+         f"{t.lr_frozen:g} / {t.lr_unfrozen:g}" + (f" (phase 3: {t.lr_final:g})" if t.epochs_final else ""),
          "the exponents are lost; fastai's fine_tune defaults, phase 2 lower; the lr finder's curve is in chapter Training"),
         ("weight decay", "10^? (lost)", f"{t.wd:g}", "the exponent is lost; fastai's default"),
         ("BCE weight", "lost (terms contribute about evenly)", f"{t.w_bce:g}",

@@ -19,7 +19,7 @@ from .. import settings
 from ..data import open_source
 from ..data.prepared import PreparedData, prepare_dataset
 from ..evaluation.scores import evaluate, load_scores, result_file, save_evaluation
-from ..models.checkpoints import is_finished, load_model, tag
+from ..models.checkpoints import is_finished, load_model
 from ..profiles import Profile, TrainSettings, get_profile
 from ..refinement.persons import make_detector
 from ..refinement.refine import RefinedSource, apply_review, read_index, refine, write_index, write_review_list
@@ -73,7 +73,7 @@ class Run:
         return self.base() if variant == "base" else self.refined()
 
     def model_dir(self, model: str, variant: str = "refined", seed: int = 0) -> Path:
-        return self.run_dir / "models" / tag(model, variant, seed)
+        return self.run_dir / "models" / settings.tag(model, variant, seed)
 
     def trained(self, model: str, variant: str = "refined", seed: int = 0) -> bool:
         folder = self.model_dir(model, variant, seed)
@@ -93,7 +93,7 @@ class Run:
         name = "test" if on == "refined" else f"test-on-{on}"
         if not self.trained(model, variant, seed):
             train_model(self.data(variant), model, train or self.profile.train, self.run_dir, seed=seed,
-                        device=self.device, progress=self.progress, tag=tag(model, variant, seed))
+                        device=self.device, progress=self.progress, tag=settings.tag(model, variant, seed))
             for stale in folder.glob("evaluation*.json"):  # scores of the model before this training
                 stale.unlink()
         if not result_file(folder, "evaluation", name).exists():

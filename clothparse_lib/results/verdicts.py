@@ -39,7 +39,9 @@ __all__ = ["REPRODUCED", "NOT_REPRODUCED", "SMALLER", "INCONCLUSIVE", "TOLERANCE
            "claims", "skirt_row_top", "tally"]
 
 
-REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE = "reproduced", "not reproduced", "inconclusive"
+REPRODUCED = "reproduced"
+NOT_REPRODUCED = "not reproduced"
+INCONCLUSIVE = "inconclusive"
 SMALLER = "smaller than the paper's"  # a difference claim: direction not established, the paper's effect out of reach
 TOLERANCE = 2.0  # percentage points around a level claim, on top of the seed spread
 CONFIDENCE = 0.95  # one-sided, of the mean paired difference (Student's t over the seeds)

@@ -14,7 +14,9 @@ __all__ = ["training_curves", "lr_finder_plot", "confusion_heatmaps", "gallery",
 
 
 def training_curves(history: pd.DataFrame, title: str = "") -> plt.Figure:
-    """Every loss term (train and valid) and the validation IoU excl. bg, per epoch, phases marked."""
+    """Every loss term (train and valid) and the validation IoU excl. bg, per epoch; a dashed line where a phase
+    starts, labelled with its size where the size changes (progressive resizing: the validation of each phase is at
+    its own size)."""
     h = history.reset_index(drop=True)
     x = np.arange(1, len(h) + 1)
     terms = [c.removeprefix("valid_loss_") for c in h.columns if c.startswith("valid_loss_") and h[c].notna().any()]
@@ -26,20 +28,34 @@ def training_curves(history: pd.DataFrame, title: str = "") -> plt.Figure:
         ax.set_title(f"loss: {term}")
     axes[-1].plot(x, 100 * h["valid_iou_excl_bg"], "o-", color="C2")
     axes[-1].set_title("valid IoU excl. bg (%)")
+    starts = [i for i in range(1, len(h)) if h["phase"].iloc[i] != h["phase"].iloc[i - 1]]
+    sizes = h["size"].astype(str) if "size" in h else pd.Series([""] * len(h))
     for ax in axes:
         ax.set_xlabel("epoch")
-        boundary = (h["phase"] == 1).sum()
-        if 0 < boundary < len(h):
-            ax.axvline(boundary + 0.5, color="grey", lw=0.8, ls="--")
+        for i in starts:
+            ax.axvline(i + 0.5, color="grey", lw=0.8, ls="--")
+            if sizes.iloc[i] != sizes.iloc[i - 1]:
+                ax.text(i + 0.6, 0.97, f"→ {sizes.iloc[i]}", transform=ax.get_xaxis_transform(), va="top", fontsize=7,
+                        color="grey")
     axes[0].legend()
     if title:
         fig.suptitle(title)
     return fig
 
 
-def lr_finder_plot(result: dict, chosen: float | None = None) -> plt.Figure:
+def lr_finder_plot(result: dict, chosen: float | None = None, skip_start: int = 5, skip_end: int = 5) -> plt.Figure:
+    """The finder's loss against the learning rate, as fastai's own plot draws it: without the first ``skip_start``
+    and the last ``skip_end`` points (where the loss diverges), the y axis up to a little above the first loss shown,
+    so that the valley can be seen."""
     fig, ax = plt.subplots(figsize=(5, 3.2), constrained_layout=True)
-    ax.plot(result["lrs"], result["losses"])
+    lrs, losses = np.asarray(result["lrs"]), np.asarray(result["losses"])
+    if len(lrs) > skip_start + skip_end + 2:
+        lrs, losses = lrs[skip_start:-skip_end], losses[skip_start:-skip_end]
+    ax.plot(lrs, losses)
+    finite = losses[np.isfinite(losses)]
+    if len(finite):  # the diverging tail above the frame
+        low, high = finite.min(), max(finite[0], finite.min())
+        ax.set_ylim(low - 0.1 * abs(high - low) - 1e-6, high + 0.3 * abs(high - low) + 1e-6)
     ax.set_xscale("log")
     ax.set_xlabel("learning rate")
     ax.set_ylabel("loss (smoothed)")

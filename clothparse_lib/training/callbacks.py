@@ -1,9 +1,10 @@
 """fastai callbacks and metrics of the training loop that keep each batch on the device: the validation IoU, the
-Recorder's losses, mixed precision on any device, and a progress bar that reads the loss only now and then."""
+Recorder's losses, mixed precision on any device, a progress bar that reads the loss only now and then, and the stop
+of a training whose loss is no longer finite."""
 from __future__ import annotations
 
 import torch
-from fastai.callback.core import CancelStepException
+from fastai.callback.core import Callback, CancelStepException
 from fastai.callback.fp16 import MixedPrecision
 from fastai.callback.progress import ProgressCallback
 from fastai.learner import AvgLoss, AvgSmoothLoss, Metric
@@ -11,7 +12,8 @@ from fastai.torch_core import find_bs
 
 from ..metrics import confusion_matrix, segmentation_scores
 
-__all__ = ["ValidIoU", "DeviceAvgLoss", "DeviceSmoothLoss", "DeviceMixedPrecision", "ProgressEvery"]
+__all__ = ["ValidIoU", "DeviceAvgLoss", "DeviceSmoothLoss", "DeviceMixedPrecision", "ProgressEvery", "NonFiniteLoss",
+           "StopOnNonFiniteLoss"]
 
 
 class ValidIoU(Metric):
@@ -85,3 +87,50 @@ class ProgressEvery(ProgressCallback):
         self.pbar.update(self.iter + 1)
         if hasattr(self, "smooth_loss") and (self.iter + 1) % 25 == 0:
             self.pbar.comment = f"{self.smooth_loss.item():.4f}"
+
+
+class NonFiniteLoss(RuntimeError):
+    """The training loss became NaN or infinite, said in one line (whatever fastai prepends to a callback's
+    exception's ``args``)."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class StopOnNonFiniteLoss(Callback):
+    """Stop a training whose loss becomes NaN or infinite, before the epoch's checkpoint is written (so the last
+    good ``last.pt`` stays and the model is not recorded as finished), with :class:`NonFiniteLoss` in one line.
+    The flag is kept on the device and read every ``every`` batches on a GPU (every batch on a CPU, where reading
+    costs nothing) and before the epoch's checkpoint."""
+
+    order = 80  # before the Checkpointer (90) writes the epoch
+
+    def __init__(self, every: int = 25):
+        self.every, self.nonfinite = every, None  # (an epoch skipped on resuming has an after_epoch, no before_epoch)
+
+    def before_epoch(self):
+        self.nonfinite = None
+
+    def after_loss(self):
+        if not self.training:
+            return
+        bad = ~torch.isfinite(self.learn.loss.detach()).all()
+        self.nonfinite = bad if self.nonfinite is None else self.nonfinite | bad
+        if self.learn.loss.device.type == "cpu" or (self.iter + 1) % self.every == 0:
+            self._check()
+
+    def before_validate(self):
+        self._check()
+
+    def after_epoch(self):
+        self._check()
+
+    def _check(self):
+        if self.nonfinite is not None and bool(self.nonfinite):
+            raise NonFiniteLoss(f"the training loss became NaN or infinite in epoch {self.epoch + 1} (learning rate "
+                                f"{self.opt.hypers[-1]['lr']:.3g}): stopped; the last good checkpoint is kept, the "
+                                "model is not finished (try a lower learning rate, or precision fp32)")

@@ -61,11 +61,13 @@ from ..data.loaders import training_dataloaders
 from ..data.prepared import PreparedData
 from ..locks import folder_lock
 from ..models import build_model, model_splitter
-from ..models.checkpoints import StaleCheckpoint, file_sha256, read_checkpoint
+from ..models.checkpoints import StaleCheckpoint, is_finished, read_checkpoint
+from ..storage import file_sha256
 from ..profiles import TrainSettings
 from ..provenance import environment, git_commit
 from . import distributed as D
-from .callbacks import DeviceAvgLoss, DeviceMixedPrecision, DeviceSmoothLoss, ProgressEvery, ValidIoU
+from .callbacks import (DeviceAvgLoss, DeviceMixedPrecision, DeviceSmoothLoss, ProgressEvery, StopOnNonFiniteLoss,
+                        ValidIoU)
 from .losses import ClothParsingLoss, loss_term_metrics
 from .precision import resolve_precision, uses_channels_last
 from .resume import Checkpointer, CheckpointWriter, resume_key, set_rng_state, to_device, trim_history
@@ -194,7 +196,8 @@ def _train(prepared, model_name, settings, folder, seed, device, resume, progres
             rng = ckpt["rng_ranks"][rank] if "rng_ranks" in ckpt else ckpt.get("rng")
             if main:
                 trim_history(folder / "history.csv", state)
-                print(f"resuming {model_name} from phase {state['phase']}, epoch {state['epochs_done']}")
+                print(f"{model_name}: already trained in {folder} (--no-resume trains it again)" if is_finished(folder)
+                      else f"resuming {model_name} from phase {state['phase']}, epoch {state['epochs_done']}")
     if ctx is not None:
         ctx.barrier()  # every rank has read last.pt before rank 0 may remove it
     if main and not opt_state:  # a fresh start: forget any earlier history of this model
@@ -225,7 +228,7 @@ def _train(prepared, model_name, settings, folder, seed, device, resume, progres
             opt_state = None
             state.update(phase=phase, epochs_done=start)
             cbs = [Checkpointer(folder, manifest, phase, start, state, fit if start else None, model=model,
-                                writer=writer, ctx=ctx, timings=timings, size=p.size)]
+                                writer=writer, ctx=ctx, timings=timings, size=p.size), StopOnNonFiniteLoss()]
             if world > 1:
                 cbs.append(D.DistributedSync(ctx, model))
             learn.model = phase_model(model, settings, ctx)

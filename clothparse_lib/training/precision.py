@@ -14,6 +14,8 @@ import functools
 
 import torch
 
+from ..profiles import check_precision
+
 __all__ = ["CPU_FP32_MODELS", "cpu_has_native_bf16", "resolve_precision", "uses_channels_last"]
 
 
@@ -29,10 +31,12 @@ def cpu_has_native_bf16() -> bool:
 
 def resolve_precision(precision: str, device, model: str | None = None) -> str:
     """``TrainSettings.precision`` for ``model`` on ``device`` (None: the CPU): "auto" is fp16 on CUDA, bf16 on a
-    CPU with native bfloat16 (except :data:`CPU_FP32_MODELS`), fp32 elsewhere."""
-    if precision != "auto":
-        return precision
+    CPU with native bfloat16 (except :data:`CPU_FP32_MODELS`), fp32 elsewhere; fp16 on a CPU is refused
+    (:func:`profiles.check_precision`)."""
     kind = torch.device(device).type if device is not None else "cpu"
+    if precision != "auto":
+        check_precision(precision, kind)
+        return precision
     if kind == "cuda":
         return "fp16"
     if kind == "cpu" and model not in CPU_FP32_MODELS and cpu_has_native_bf16():

@@ -1,5 +1,6 @@
 """An exported model (``clothparse export``, :mod:`models.export`) run by onnxruntime on the CPU: the ONNX backend of
-:class:`parsing.Parser` (``clothparse predict --backend onnx``).
+:class:`parsing.Parser` (``clothparse predict --backend onnx``). A model that is not the one its card describes (its
+SHA-256, its inputs, its outputs: :mod:`.card`) is refused before it runs.
 
 Nothing here imports torch, fastai or the model code: a photo is parsed with numpy, Pillow and onnxruntime. The
 model's card (``model.json`` beside ``model.onnx``) gives the input size, the normalisation and whether the graph
@@ -8,39 +9,16 @@ takes a prior; the images are squashed to the size as :class:`predictor.Predicto
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import numpy as np
 
 from ..data.base import fit_images
-from ..taxonomy import CLASSES, GARMENTS
+from .card import check_file, check_graph, read_card
+from .prior import prior_input, refuse_prior
 
-__all__ = ["CARD_FORMAT", "read_card", "OnnxModel"]
-
-CARD_FORMAT = 1  # models.export.CARD_FORMAT (not imported: that module imports torch)
-
-
-def read_card(onnx_file: str | Path) -> dict:
-    """The card of an exported model (``model.onnx`` -> ``model.json``); a clear error when it is missing or is not
-    a card of these classes."""
-    onnx_file = Path(onnx_file)
-    if not onnx_file.is_file():
-        raise FileNotFoundError(f"ONNX model not found: {onnx_file}")
-    card_file = onnx_file.with_suffix(".json")
-    if not card_file.is_file():
-        raise FileNotFoundError(f"{onnx_file} has no card beside it ({card_file.name}): export the model with "
-                                "`clothparse export`, which writes both")
-    try:
-        card = json.loads(card_file.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{card_file} is not a model card (invalid JSON: {e})") from None
-    if not isinstance(card, dict) or card.get("format") != CARD_FORMAT:
-        raise ValueError(f"{card_file} is not a clothparse model card (format {CARD_FORMAT})")
-    if [c["name"] for c in card["classes"]] != list(CLASSES):
-        raise ValueError(f"{card_file}: the model's classes are not this library's ({', '.join(CLASSES)})")
-    return card
+__all__ = ["OnnxModel"]
 
 
 class OnnxModel:
@@ -68,6 +46,9 @@ class OnnxModel:
         except Exception as e:  # onnxruntime's own errors (a truncated or foreign file): one line
             raise ValueError(f"{self.path} is not a model onnxruntime can run "
                              f"({(str(e).strip().splitlines() or [''])[0]})") from None
+        check_graph(self.path, self.card, {i.name: i.shape for i in self.session.get_inputs()},
+                    {o.name: o.shape for o in self.session.get_outputs()})
+        check_file(self.path, self.card)
         self.outputs = [o.name for o in self.session.get_outputs()]
 
     def inputs(self, images: np.ndarray) -> np.ndarray:
@@ -81,16 +62,9 @@ class OnnxModel:
         None for a graph without that input, which refuses a prior (as the torch models without one do)."""
         if not self.takes_prior:
             if class_prior is not None:
-                raise ValueError(f"model {self.name!r} cannot take a class prior (it has no prior input): only the "
-                                 "models whose ClassBranch feeds the segmentation (extended, class_branch_only) do; "
-                                 "for any other a prior would silently change nothing")
+                raise refuse_prior(self.name)
             return None
-        if class_prior is None:
-            return np.full((n, len(GARMENTS)), np.nan, np.float32)
-        prior = np.array(np.broadcast_to(np.asarray(class_prior, np.float32), (n, len(GARMENTS))))
-        if ((prior < 0) | (prior > 1)).any():
-            raise ValueError("class prior values must be probabilities in [0, 1] (NaN = unknown)")
-        return prior
+        return prior_input(n, class_prior)
 
     def logits(self, images: np.ndarray, class_prior=None) -> tuple[np.ndarray, np.ndarray | None]:
         """Segmentation logits (N, 9, h, w) and ClassBranch logits (N, 8) (None without a branch) of ``images``,

@@ -3,17 +3,15 @@
 ``model.json``; package data, so ``pip install`` carries them). ``clothparse predict`` without ``--checkpoint`` or
 ``--model``, :meth:`parsing.Parser.default` and the book's "Try it" page run it.
 
-Loading it checks the file against the SHA-256 on its card. Nothing here imports torch.
+Loading it checks the file against its card (:func:`card.check_file`: the SHA-256). Nothing here imports torch.
 """
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
-from .runtime import read_card
+from .card import check_file, read_card
 
-__all__ = ["SHIPPED_DIR", "MODEL_FILE", "SHIP_COMMAND", "NoShippedModel", "shipped_file", "check_sha256",
-           "shipped_model", "describe"]
+__all__ = ["SHIPPED_DIR", "MODEL_FILE", "SHIP_COMMAND", "NoShippedModel", "shipped_file", "shipped_model", "describe"]
 
 SHIPPED_DIR = Path(__file__).resolve().parents[1] / "shipped"  # tests point it elsewhere
 MODEL_FILE = "model.onnx"
@@ -32,15 +30,6 @@ def shipped_file() -> Path:
     return SHIPPED_DIR / MODEL_FILE
 
 
-def check_sha256(onnx_file: str | Path, card: dict) -> None:
-    """Refuse a model file whose SHA-256 is not its card's (``onnx.sha256``): one line, naming both."""
-    with open(onnx_file, "rb") as f:
-        digest = hashlib.file_digest(f, "sha256").hexdigest()
-    if digest != card["onnx"]["sha256"]:
-        raise ValueError(f"{onnx_file} is not the model its card describes (SHA-256 {digest[:12]}..., the card "
-                         f"says {card['onnx']['sha256'][:12]}...): export it again with `{SHIP_COMMAND}`")
-
-
 def shipped_model() -> tuple[Path, dict]:
     """The shipped model's file and card, the file checked against the card; :class:`NoShippedModel` when none
     ships."""
@@ -48,7 +37,7 @@ def shipped_model() -> tuple[Path, dict]:
     if not path.is_file():
         raise NoShippedModel(path.parent)
     card = read_card(path)
-    check_sha256(path, card)
+    check_file(path, card)
     return path, card
 
 
