@@ -152,7 +152,7 @@ def test_predict_and_parser_default_run_the_shipped_model(shipping, tmp_path, ca
         assert [g["name"] for g in json.loads((out / f"{photo.stem}.json").read_text())["garments"]] == \
             [g.name for g in want.garments]
         assert (Parser.default().parse(photo, absent=["dress"]).mask == want.mask).all()
-    code = ("import sys\nfrom pathlib import Path\nfrom clothparse_lib.evaluation import shipped\n"
+    code = ("import sys\nfrom pathlib import Path\nfrom clothparse_lib.inference import shipped\n"
             f"shipped.SHIPPED_DIR = Path({str(shipping.parent)!r})\nfrom clothparse_lib.cli import main\n"
             f"code = main(['predict', '--out', {str(tmp_path / 'out2')!r}, {str(photos[0])!r}])\n"
             "print(code, sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'fastai', 'torchvision') "
