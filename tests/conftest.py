@@ -147,6 +147,20 @@ def ccp_root() -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Debian's chromium for the browser tests (skips without it, fails where CI requires it)."""
+    import shutil
+
+    path = shutil.which("chromium")
+    if path is None:
+        message = "Debian's chromium is not installed (scripts/install_chromium.sh)"
+        if os.environ.get("CLOTHPARSE_REQUIRE_BROWSER"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
 class Killed(Exception):
     """A run killed on purpose by a test."""
 

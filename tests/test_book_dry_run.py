@@ -29,7 +29,7 @@ def test_published_profile_dry_run_runs_the_whole_book_with_concurrent_trainings
     assert len(planned) == len(set(planned)) >= 9 and all(run.evaluated(*job) for job in planned)
     intro = _read(_executed(tmp_path, "intro", profile))
     claims = next(c for c in intro.cells if c.source == "viz.verdict_table(claims)").outputs[-1]["data"]["text/html"]
-    assert "skirt → dress" in claims and "Our model beats Plain U-Net" in claims and "low (95 %)" in claims
+    assert "skirt pixels are most often taken for dress" in claims and "Our model beats Plain U-Net" in claims and "low (95 %)" in claims
     assert any(v in claims for v in ("reproduced", "inconclusive")) and "background-color: #" in claims
     figure = next(c for c in intro.cells if "viz.verdict_plot(claims)" in c.source).outputs
     assert any("image/png" in o.get("data", {}) for o in figure)

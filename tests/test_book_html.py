@@ -1,7 +1,6 @@
 """The smoke book (nbval's references) rendered by jupyter-book and opened in headless Chromium, with and without a
 GitHub remote (screenshots in test-artifacts/)."""
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -36,14 +35,6 @@ ORIGIN = "https://github.com/example-owner/clothparse.git"  # a test's own remot
 REPOSITORY = "https://github.com/example-owner/clothparse"
 
 
-def _chromium() -> str:
-    path = shutil.which("chromium")
-    if path is None:
-        message = "Debian's chromium is not installed (scripts/install_chromium.sh)"
-        if os.environ.get("CLOTHPARSE_REQUIRE_BROWSER"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
 
 
 def _probe(chromium: str, page: Path, profile_dir: Path) -> dict:
@@ -95,8 +86,9 @@ def _smoke_book(root: Path, origin: str | None, monkeypatch, as_run: bool = Fals
     chapters = root / "runs" / "smoke" / "book" if as_run else root / "book"
     chapters.mkdir(parents=True)
     (root / "book").mkdir(exist_ok=True)
-    for f in ("_config.yml", "_toc.yml", "references.bib", "book/references.md"):
+    for f in ("_config.yml", "_toc.yml", "references.bib", "book/references.md", "book/try.md"):
         shutil.copy(ROOT / f, root / f)
+    shutil.copytree(ROOT / "book" / "try", root / "book" / "try")  # the Try it page's code
     for chapter in book.CHAPTERS:
         shutil.copy(REFERENCES / f"{chapter}.ipynb", chapters)
     subprocess.run(["git", "init", "-q", "-b", "main", str(root)], check=True)
@@ -108,12 +100,11 @@ def _smoke_book(root: Path, origin: str | None, monkeypatch, as_run: bool = Fals
 
 
 @pytest.mark.slow
-def test_smoke_book_renders_and_opens_in_chromium(tmp_path, monkeypatch):
+def test_smoke_book_renders_and_opens_in_chromium(tmp_path, monkeypatch, chromium):
     """The smoke book (nbval's references: the chapters as the runner executed them with the smoke profile, which
     nbval re-executes) rendered as a run's chapters, warnings as errors, from a checkout whose origin is on GitHub, every page
     opened in a browser: tables and images, the References page listing every entry, citations linking to it, the
     repository, issue, download and launch buttons pointing at the origin."""
-    chromium = _chromium()
     html = _smoke_book(tmp_path / "project", ORIGIN, monkeypatch, as_run=True)
     assert html == tmp_path / "project" / "runs" / "smoke" / "site" / "_build" / "html"
     ARTIFACTS.mkdir(exist_ok=True)
@@ -155,9 +146,8 @@ def test_smoke_book_renders_and_opens_in_chromium(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_smoke_book_without_a_github_remote_has_no_repository_buttons(tmp_path, monkeypatch):
+def test_smoke_book_without_a_github_remote_has_no_repository_buttons(tmp_path, monkeypatch, chromium):
     """No GitHub origin, no address: the pages have no repository, issue or launch buttons (the download stays)."""
-    chromium = _chromium()
     html = _smoke_book(tmp_path / "project", "/srv/git/clothparse.git", monkeypatch)
     ARTIFACTS.mkdir(exist_ok=True)
     for chapter in ("intro", "baselines"):

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from clothparse_lib import book
-from clothparse_lib.book import repository
+from clothparse_lib.book import repository, site
 
 ROOT = book.ROOT
 WORKFLOW = ROOT / ".github" / "workflows" / "book.yml"
@@ -75,6 +75,8 @@ def test_the_workflow_builds_with_the_tested_command_and_deploys_to_pages():
     build = next(s for s in steps if s.get("name") == "Build the book")
     assert build["run"].strip() == BUILD_COMMAND
     assert any(s.get("run", "").strip() == "scripts/setup_venv.sh" for s in steps)
+    npm = [i for i, s in enumerate(steps) if s.get("run", "").startswith("npm ci")]  # the Try it page's runtime
+    assert npm and npm[0] < steps.index(build)
     upload = next(s for s in steps if s.get("uses", "").startswith("actions/upload-pages-artifact"))
     assert upload["with"]["path"] == "_build/html"
     deploy = workflow["jobs"]["deploy"]
@@ -94,6 +96,9 @@ def test_the_committed_book_builds_with_the_workflows_command(monkeypatch):
     assert "HTML:" in out.stdout and "repository buttons:" in out.stdout
     html = ROOT / "_build" / "html"
     assert (html / "index.html").exists() and (html / "book" / "references.html").exists()
+    assert (html / "book" / "try.html").exists()  # the Try it page and what it loads
+    assert {"page.mjs", "parse.mjs", "example.png"} <= {p.name for p in (html / site.SITE_FOLDER).iterdir()}
+    assert {p.name for p in (html / site.SITE_FOLDER / "ort").iterdir()} == set(site.ORT_FILES)
 
 
 def test_binder_installs_the_pins_and_the_project():

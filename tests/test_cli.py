@@ -107,13 +107,14 @@ def test_checkpoint_by_model_name(tmp_path, capsys):
 
 
 def test_predict_backends_take_their_own_model_arguments(tmp_path, capsys):
-    """torch runs --checkpoint, onnx runs --model (an exported file with its card): anything else is one line, exit 2."""
+    """torch runs --checkpoint, onnx runs --model (an exported file with its card): anything else is one line, exit 2
+    (neither: the shipped model, tests/test_shipped.py)."""
     import json
 
     from clothparse_lib.taxonomy import CLASSES
 
     out = ["--out", str(tmp_path / "out"), "photo.jpg"]
-    for args in ([], ["--model", "m.onnx"], ["--backend", "onnx"], ["--backend", "onnx", "--model", "m.onnx",
+    for args in (["--model", "m.onnx"], ["--backend", "onnx"], ["--backend", "onnx", "--model", "m.onnx",
                  "--checkpoint", "extended"], ["--backend", "onnx", "--model", "m.onnx", "--device", "cuda"]):
         assert main(["predict", *args, *out]) == 2
         err = capsys.readouterr().err

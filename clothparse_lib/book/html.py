@@ -12,6 +12,7 @@ from pathlib import Path
 from .. import runfolder
 from .chapters import CHAPTERS, ROOT, toc_pages
 from .notebooks import read, unfinished
+from .site import add_try_it
 
 __all__ = ["stage_run", "build_html"]
 
@@ -35,7 +36,7 @@ def stage_run(run_dir: Path, root: Path = ROOT, chapters=CHAPTERS) -> Path:
 def build_html(root: Path = ROOT, run_dir: Path | None = None, warnings_are_errors: bool = True, quiet: bool = False,
                repository: str | None = None, branch: str | None = None) -> Path:
     """Render the executed chapters of ``<root>/book``, or with ``run_dir`` those of that run (:func:`stage_run`);
-    returns the HTML's folder (``<book>/_build/html``).
+    returns the HTML's folder (``<book>/_build/html``), with the "Try it" page's files (:func:`site.add_try_it`).
 
     ``repository``: the book's GitHub address (default: :func:`repository.repository_url`, from the setting or the
     checkout's ``origin``; ``"none"``: no buttons); with one, jupyter-book gets a copy of ``_config.yml`` that adds it
@@ -62,4 +63,6 @@ def build_html(root: Path = ROOT, run_dir: Path | None = None, warnings_are_erro
             config.write_text(yaml.safe_dump(book_config(root, url, repository_branch(root, branch)), sort_keys=False))
             cmd += ["--config", str(config)]
         subprocess.run(cmd, check=True, cwd=project)
-    return project / "_build" / "html"
+    html = project / "_build" / "html"
+    add_try_it(html, root, ROOT)  # the "Try it" page's runtime, model and example
+    return html

@@ -109,8 +109,10 @@ def _inference_commands(sub) -> None:
     r.add_argument("images", nargs="+", metavar="IMAGE")
     _checkpoint_arguments(r, "torch backend: a best.pt / last.pt file, or a model of the run folder (e.g. extended: "
                           "models/extended/, else the book's models/extended-refined/)")
-    r.add_argument("--backend", choices=["torch", "onnx"], default="torch",
-                   help="torch (default: --checkpoint) or onnx (--model: onnxruntime on the CPU, without the training stack)")
+    r.add_argument("--backend", choices=["torch", "onnx"],
+                   help="torch (--checkpoint) or onnx (--model: onnxruntime on the CPU, without the training stack); "
+                   "default: torch with --checkpoint, and without --checkpoint or --model the model that ships with the "
+                   "package (onnx)")
     r.add_argument("--model", metavar="FILE.onnx", help="onnx backend: a model `clothparse export` wrote (card beside it)")
     r.add_argument("--out", required=True, help="output folder")
     r.add_argument("--present", action="append", default=[], help="garment known to be present (repeatable)")
@@ -121,7 +123,13 @@ def _inference_commands(sub) -> None:
     x = sub.add_parser("export", help="export a trained model to ONNX, with its JSON card, for `predict --backend onnx`")
     _checkpoint_arguments(x, "a best.pt / last.pt file, or a model of the run folder (as predict takes it)",
                           required=True)
-    x.add_argument("--out", required=True, metavar="FILE.onnx", help="the ONNX file (its card: FILE.json beside it)")
+    x.add_argument("--out", metavar="FILE.onnx", help="the ONNX file (its card: FILE.json beside it)")
+    x.add_argument("--ship", action="store_true", help="instead of --out: make it the model that ships with the "
+                   "package (float16 weights, compared with the float32 export on photos, its card stating how well "
+                   "they agree), in clothparse_lib/shipped/")
+    x.add_argument("--photos", nargs="+", metavar="PHOTO", help="--ship: the photos to compare on (default: the CCP "
+                   "test photos of the model's split)")
+    x.add_argument("--data-dir", help=f"--ship: folder holding ccp/ (default {DATA_DIR_DEFAULT})")
     x.set_defaults(func=predict.export)
 
 

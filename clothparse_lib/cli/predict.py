@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from .checks import check_device, run_dir
+from .ship import default_model, ship
 
 __all__ = ["PREDICT_OUTPUTS", "predict", "export"]
 
@@ -37,6 +38,7 @@ def predict(args) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file, not a folder")
+    default_model(args)
     _check_backend(args)
     stems = _output_stems([Path(p) for p in args.images], out)
     if args.backend == "onnx":
@@ -82,6 +84,11 @@ def _output_stems(images: list[Path], out: Path) -> list[str]:
 
 
 def export(args) -> int:
+    if args.ship:
+        return ship(args)
+    if args.out is None or args.photos or args.data_dir:
+        raise ValueError("export writes --out FILE.onnx, or with --ship the package's model (--photos, --data-dir: "
+                         "with --ship)")
     from ..evaluation.parsing import resolve_checkpoint
     from ..inference.card import card_path, check_target
 

@@ -1,6 +1,7 @@
 """Parse a photo with a trained model, optionally injecting what you know about it, and list its garments.
 
     parser = Parser.from_onnx("extended.onnx")  # a model exported by ``clothparse export``: onnxruntime, no torch
+    parser = Parser.default()  # the model that ships with the package (inference.shipped)
     parser = evaluation.parsing.Parser.from_checkpoint("runs/demo/models/extended-refined/best.pt")  # torch
     result = parser.parse("photo.jpg", present=["skirt"], absent=["dress"])
     result.mask            # HxW uint8 class indices at the photo's own size
@@ -152,6 +153,14 @@ class Parser:
         from .runtime import OnnxModel
 
         return cls(OnnxModel(path, threads=threads))
+
+    @classmethod
+    def default(cls, threads: int | None = None) -> "Parser":
+        """The model that ships with the package (:mod:`shipped`, checked against its card), run by onnxruntime; a
+        :class:`shipped.NoShippedModel` (one line: how to make one) while none ships."""
+        from .shipped import shipped_model
+
+        return cls.from_onnx(shipped_model()[0], threads=threads)
 
     def parse(self, image: np.ndarray | str | Path, present=(), absent=()) -> Parsing:
         if not isinstance(image, np.ndarray):

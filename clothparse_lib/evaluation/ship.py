@@ -1,0 +1,106 @@
+"""Make the model that ships with the package (``clothparse export --ship``): a trained checkpoint exported
+(:func:`models.export.export_onnx`), its weights stored as float16 (:func:`models.fp16.fp16_weights`: float32
+compute), its masks compared with the float32 export's on CCP's test photos, and written with its card into
+:data:`inference.shipped.SHIPPED_DIR` (:func:`inference.card.write_model`: together, or neither), at most
+:data:`MAX_MB`.
+
+The card is the export's, its ``onnx`` entry the float16 file's, plus ``shipped``: the weights' format, the float32
+file's SHA-256, the data set and the run's commit, and ``agreement``: the share of pixels whose class is the same
+and the share of photos with the same garment list, without and with a prior (for a model that takes one).
+"""
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from pathlib import Path
+
+from ..data.split import load_split
+from ..inference import shipped
+from ..inference.card import check_target, write_model
+from ..inference.parsing import Parser
+from ..profiles import get_profile
+
+__all__ = ["MAX_MB", "AGREEMENT_PRIOR", "agreement_photos", "agreement", "ship_model"]
+
+MAX_MB = 25  # the shipped file's limit: what a package, a repository and a browser page carry comfortably
+AGREEMENT_PRIOR = {"present": ("top",), "absent": ("dress",)}  # the prior of the "with a prior" comparison
+
+
+def agreement_photos(checkpoint: Path, data_dir: str | Path | None = None) -> list[Path]:
+    """The CCP photos of the test split the checkpoint's training used (its manifest names the split file); a
+    ``ValueError`` for a model trained on another data set (give the photos then)."""
+    from ..data import ccp
+    from ..models.checkpoints import read_checkpoint
+
+    manifest = read_checkpoint(checkpoint)["manifest"]
+    if get_profile(manifest["profile"]).source != "ccp":
+        raise ValueError(f"{checkpoint} was trained on {get_profile(manifest['profile']).source} data, not CCP: "
+                         "name the photos to compare the float16 model on (--photos)")
+    split = load_split(Path(manifest["data"]["split"]))
+    root = ccp.locate(data_dir, progress=False)
+    return [root / "photos" / f"{i}.jpg" for i in sorted(split.loc[split["split"] == "test", "image_id"])]
+
+
+def agreement(reference: Parser, other: Parser, photos: list[Path], prior: dict | None = None) -> dict:
+    """How ``other`` parses ``photos`` compared with ``reference``: the share of pixels of the same class (all photos
+    together, and the photo agreeing least) and the share of photos listing the same garments."""
+    same = total = lists = 0
+    least = 1.0
+    for photo in photos:
+        a, b = (p.parse(photo, **(prior or {})) for p in (reference, other))
+        equal = int((a.mask == b.mask).sum())
+        same, total, least = same + equal, total + a.mask.size, min(least, equal / a.mask.size)
+        lists += [g.name for g in a.garments] == [g.name for g in b.garments]
+    return {"pixels": same / total, "least_photo": least, "garment_lists": lists / len(photos)}
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def ship_model(checkpoint: str | Path, photos: list[Path], dest: Path | None = None) -> dict:
+    """Export ``checkpoint`` with float16 weights into ``dest`` (default :data:`shipped.SHIPPED_DIR`) after comparing
+    it with the float32 export on ``photos``; returns its card. Nothing is written when the file would exceed
+    :data:`MAX_MB`."""
+    import onnx
+
+    from ..models.checkpoints import read_checkpoint
+    from ..models.export import export_onnx
+    from ..models.fp16 import fp16_weights
+    from .scores import checkpoint_scores
+
+    checkpoint, dest = Path(checkpoint), Path(dest or shipped.SHIPPED_DIR)
+    if not photos:
+        raise ValueError("no photos to compare the float16 model with the float32 one on")
+    check_target(dest / shipped.MODEL_FILE)  # refused before the export's minute, not after it
+    manifest = read_checkpoint(checkpoint)["manifest"]
+    with tempfile.TemporaryDirectory(prefix="clothparse-ship-") as tmp:
+        fp32_file, fp16_file = Path(tmp) / "fp32.onnx", Path(tmp) / shipped.MODEL_FILE
+        card = export_onnx(checkpoint, fp32_file, test=checkpoint_scores(checkpoint))
+        data = fp16_weights(onnx.load(fp32_file)).SerializeToString()
+        if len(data) > MAX_MB * 2**20:
+            raise ValueError(f"the float16 model takes {len(data) / 2**20:.1f} MiB, over the {MAX_MB} MiB a shipped "
+                             "model may take; nothing written")
+        card["onnx"] = {**card["onnx"], "file": fp16_file.name, "sha256": _sha256(data)}
+        write_model(fp16_file, data, card)
+        reference, half = Parser.from_onnx(fp32_file), Parser.from_onnx(fp16_file)
+        measured = {"photos": len(photos), "without_prior": agreement(reference, half, photos)}
+        if card["prior"] is not None:
+            measured["with_prior"] = {**AGREEMENT_PRIOR, **agreement(reference, half, photos, AGREEMENT_PRIOR)}
+        card["checkpoint"]["path"] = "/".join(checkpoint.resolve().parts[-3:])  # in its run folder; no machine's path
+        card["shipped"] = {
+            "weights": "float16, cast to float32 at the graph's start (float32 compute)",
+            "fp32_sha256": _sha256(fp32_file.read_bytes()),
+            "dataset": get_profile(manifest["profile"]).source, "run_commit": manifest.get("git_commit"),
+            "agreement": {"reference": "the float32 export", "data": _photos_data(photos), **measured},
+            "size_mb": round(len(data) / 2**20, 2),
+        }
+    write_model(dest / shipped.MODEL_FILE, data, card)
+    return card
+
+
+def _photos_data(photos: list[Path]) -> str:
+    """Where the compared photos come from, in words (a CCP copy's photos: "CCP")."""
+    folders = {p.parent for p in photos}
+    return "CCP" if all(f.name == "photos" and f.parent.name == "ccp" for f in folders) else \
+        "photos of " + ", ".join(sorted(f.name for f in folders))
