@@ -223,7 +223,13 @@ PROFILES: dict[str, Profile] = {
     # per frozen epoch on this machine (128x96: about 55 s), 21 trainings of 12 epochs 10-12 hours; so progressive
     # resizing: phases 1 and 2 at 128x96, then unfrozen epochs at 288x192, where every table is scored. The recipe
     # was chosen by validation IoU at 288x192 against core-minutes in a pilot (benchmarks/pilot_recipes.py; its table
-    # is clothparse_lib/pilots/cpu288.csv, shown in chapter Training). 4 seeds for the rows of the central claims.
+    # is clothparse_lib/pilots/cpu288.csv, shown in chapter Training): seed 0, refined data, two trainings at a time,
+    # one thread each; seconds at each size's median epoch (128x96: 70-81 s, 288x192: 342-375 s):
+    #   3 + 7 at 128x96, 2 at 288x192: valid IoU excl. bg our model 33.55, plain U-Net 30.26; 1555 / 1388 s
+    #   3 + 8 at 128x96, 1 at 288x192: valid IoU excl. bg our model 30.38, plain U-Net 27.30; 1235 / 1111 s
+    # The second epoch at 288x192 is worth 3 points but costs 25 % more: the 24 trainings would take about 5 hours of
+    # the 2 cores with it (over the budget with the evaluations and chapters), about 4 without. So 3 + 8, then 1.
+    # 4 seeds for the rows of the central claims, 2 for the others.
     "cpu288": Profile("cpu288", "ccp", (288, 192),
                       train=TrainSettings(encoder="efficientnet-lite0", batch_size=8, epochs_frozen=3, epochs_unfrozen=8,
                                           lr_frozen=2e-3, lr_unfrozen=5e-4, early_size=(128, 96), epochs_final=1,

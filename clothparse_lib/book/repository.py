@@ -2,7 +2,7 @@
 made-up one, and the jupyter-book configuration it turns on: the repository, issue and download buttons, and Binder
 and Colab launch buttons on the chapters. Without a GitHub address the book has none of these buttons.
 
-The committed ``_config.yml`` carries no address: :func:`book_config` adds it to a copy that :func:`runner.build_html`
+The committed ``_config.yml`` carries no address: :func:`book_config` adds it to a copy that :func:`html.build_html`
 hands to jupyter-book (``--config``).
 """
 from __future__ import annotations
