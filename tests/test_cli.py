@@ -203,7 +203,7 @@ def test_book_run_takes_the_run_folder_as_every_command_does(tmp_path, monkeypat
     seen = {}
     monkeypatch.setattr(runner, "run_book", lambda profile, **kwargs: seen.update(kwargs, profile=profile) or [])
     assert main(["book", "run", "--profile", "smoke", "--run-dir", str(tmp_path / "mine")]) == 0
-    assert seen["run_dir"] == tmp_path / "mine" and seen["profile"] == "smoke"
+    assert seen["run_dir"] == tmp_path / "mine" and seen["profile"].name == "smoke"
 
 
 @pytest.mark.parametrize("signum, code, word", [(signal.SIGINT, 130, "interrupted (SIGINT)"),

@@ -237,10 +237,19 @@ class Browser:
         assert "exceptionDetails" not in result, result
         return result["result"].get("value")
 
+    def holds(self, condition: str) -> bool:
+        """The page's ``condition``; False while the page is navigating (a reload: no page to ask)."""
+        try:
+            return bool(self.js(f"Boolean({condition})"))
+        except AssertionError as e:
+            if "navigated or closed" in str(e):
+                return False
+            raise
+
     def wait(self, condition: str, timeout: float = 90) -> None:
         """Until the page's ``condition`` holds (the page parses asynchronously)."""
         deadline = time.monotonic() + timeout
-        while not self.js(f"Boolean({condition})"):
+        while not self.holds(condition):
             assert time.monotonic() < deadline, f"the page never got to {condition}: " + \
                 self.js("JSON.stringify({...clothparseTry.last, mask: undefined})")
             time.sleep(0.1)
@@ -324,9 +333,10 @@ def test_the_try_page_parses_a_ccp_photo_as_python_does(shipping, ccp_root, tmp_
             assert message in browser.js("document.getElementById('try-status').textContent")
             assert not browser.js("clothparseTry.last.ok")
         browser.send("Page.addScriptToEvaluateOnNewDocument", source="delete globalThis.WebAssembly")
-        browser.send("Page.reload")
-        browser.wait("window.clothparseTry && clothparseTry.parses > 0")
-        assert "has no WebAssembly" in browser.js("document.getElementById('try-status').textContent")
+        browser.send("Page.reload")  # (until the new page says so: the old one may still answer at first)
+        status = "document.getElementById('try-status')"
+        browser.wait(f"{status} && {status}.textContent.includes('has no WebAssembly')", timeout=60)
+        assert "has no WebAssembly" in browser.js(f"{status}.textContent")
     finally:
         browser.close()
         server.shutdown()

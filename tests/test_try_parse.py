@@ -9,7 +9,7 @@ import pytest
 
 from clothparse_lib import book
 from clothparse_lib.data.base import fit_images
-from clothparse_lib.evaluation.parsing import parse_logits
+from clothparse_lib.inference.parsing import parse_logits
 from clothparse_lib.taxonomy import CLASS_INDEX
 
 PARSE = book.ROOT / "book" / "try" / "parse.mjs"
