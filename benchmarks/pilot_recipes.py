@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from clothparse_lib import runfolder
 from clothparse_lib.profiles import get_profile
 from clothparse_lib.results.run import Run
 
@@ -32,7 +33,9 @@ RECIPES = {
     "3 + 8 at 128x96, 1 at 288x192": dict(early_size=(128, 96), epochs_frozen=3, epochs_unfrozen=8, epochs_final=1),
     "3 + 9 at 128x96": dict(early_size=(128, 96), epochs_frozen=3, epochs_unfrozen=9, epochs_final=0),
 }
-SHARED = ("persons.jsonl", "refined_index.csv", "split.csv", "split-refined.csv")  # made once, copied to each recipe
+# made once, copied into each recipe's run folder
+SHARED = (runfolder.persons_file, runfolder.refined_index_file, runfolder.split_file,
+          lambda run_dir: runfolder.split_file(run_dir, "split-refined"))
 
 
 def _init() -> None:
@@ -43,11 +46,8 @@ def _init() -> None:
 
 def _train(profile: str, run_dir: str, data_dir: str | None, model: str, seed: int, overrides: dict) -> dict:
     """Train one model of one recipe (resuming if it was killed) and score best.pt on the validation split."""
-    import pandas as pd
-
     from clothparse_lib.evaluation.scores import evaluate
     from clothparse_lib.models.checkpoints import is_finished, load_model
-    from clothparse_lib.runfolder import best_checkpoint, tag
     from clothparse_lib.training.loop import train_model
 
     run = Run(get_profile(profile), Path(run_dir), data_dir, "cpu", progress=False)
@@ -55,9 +55,9 @@ def _train(profile: str, run_dir: str, data_dir: str | None, model: str, seed: i
     folder = run.model_dir(model, "refined", seed)
     if not is_finished(folder):
         train_model(data, model, replace(run.profile.train, **overrides), run.run_dir, seed=seed, device="cpu",
-                    progress=False, tag=tag(model, "refined", seed))
-    history = pd.read_csv(folder / "history.csv")
-    scores = evaluate(load_model(best_checkpoint(folder), "cpu"), data.cache, data.split, "valid", device="cpu",
+                    progress=False, tag=runfolder.tag(model, "refined", seed))
+    history = pd.read_csv(runfolder.history_file(folder))
+    scores = evaluate(load_model(runfolder.best_checkpoint(folder), "cpu"), data.cache, data.split, "valid", device="cpu",
                       progress=False).scores()["none"]
     per_size = history.groupby("size")["seconds"].agg(["count", "median"])
     return {"model": model, "valid IoU excl. bg (%)": round(100 * scores["iou_excl_bg"], 2),
@@ -90,9 +90,9 @@ def main() -> None:
             # (CLOTHPARSE_RUNS_DIR=<runs>/<recipe>), its two trainings then resumed as done
             run_dir = runs / name.replace(" ", "").replace(",", "_") / profile.name
             run_dir.mkdir(parents=True, exist_ok=True)
-            for f in SHARED:
-                if not (run_dir / f).exists():
-                    shutil.copy2(shared.run_dir / f, run_dir / f)
+            for path in SHARED:
+                if not path(run_dir).exists():
+                    shutil.copy2(path(shared.run_dir), path(run_dir))
             jobs = [pool.submit(_train, profile.name, str(run_dir), args.data_dir, m, args.seed, RECIPES[name])
                     for m in args.models]
             rows += [{"recipe": name, **j.result()} for j in jobs]
