@@ -8,8 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from clothparse_lib.book.chapters import PUBLISHED_PROFILE
+from clothparse_lib.profiles import DRY_RUN_SUFFIX
+
 SCRATCH = Path(tempfile.mkdtemp(prefix="clothparse-tests-"))  # this process's; removed at its end
 SHARED = "CLOTHPARSE_TESTS_SHARED"  # a folder of the first process (xdist's controller), inherited by its workers
+REQUIRE_DATA = "CLOTHPARSE_REQUIRE_DATA"  # set (CI): tests that need CCP fail instead of skipping
+SMOKE = "smoke"
+DRY_RUN = PUBLISHED_PROFILE + DRY_RUN_SUFFIX  # the published profile's dry run: nbval's chapters execute in it
 
 
 def pytest_configure(config):
@@ -37,39 +43,52 @@ def _threads() -> int:
 
 
 def pytest_collection_modifyitems(session, config, items):
-    """The files with slow tests first, the longest (the published profile's dry run) at the head: pytest-xdist hands
-    out whole files in this order, so that the longest start first and the short ones fill the workers' ends."""
+    """The files with slow tests first (pytest-xdist hands out whole files in this order, so that the longest start
+    first and the short ones fill the workers' ends); nbval's chapters skip without the CCP copy they run on."""
     slow = {item.path for item in items if item.get_closest_marker("slow")}
-    items.sort(key=lambda item: (item.path.name != "test_book_dry_run.py", item.path not in slow))
+    items.sort(key=lambda item: item.path not in slow)
+    if _ccp_root() is None and not os.environ.get(REQUIRE_DATA):
+        for item in filter(_reads_dry_run, items):
+            item.add_marker(pytest.mark.skip(reason=f"CCP not found (CLOTHPARSE_DATA_DIR): {DRY_RUN} runs on it"))
 
 
 def pytest_collection_finish(session):
-    """The smoke run's models trained once per test session, before any test: nbval's chapters and the tests that
-    read them (the ``smoke_run`` fixture) find them in their worker's scratch run folder instead of each xdist worker
-    training the same models again. The first worker trains them, two at a time, in a folder the session's workers
-    share (the others wait for its lock: the cores are busy meanwhile), then each worker takes a copy."""
-    if any(_reads_smoke_run(item) for item in session.items):
-        _copy_trained_smoke_run(SCRATCH / "runs" / "smoke")
+    """The shared runs' models trained once per test session, before any test: the smoke run (the ``smoke_run``
+    fixture) and the published profile's dry run, on CCP, whose folder nbval's chapters (tests/notebooks) execute in
+    and the ``dry_run`` fixture reads, so that each chapter executes once per suite. The first worker trains them,
+    two at a time, in a folder the session's workers share (the others wait for its lock: the cores are busy
+    meanwhile), then each worker takes a copy. Nothing is trained when pytest only collects."""
+    if session.config.option.collectonly:
+        return
+    items = [item for item in session.items if not item.get_closest_marker("skip")]
+    if any("smoke_run" in getattr(item, "fixturenames", ()) for item in items):
+        _copy_trained(SMOKE, SCRATCH / "runs")
+    if any(map(_reads_dry_run, items)):
+        if _ccp_root() is None:
+            raise pytest.UsageError(f"CCP not found (CLOTHPARSE_DATA_DIR): {DRY_RUN} runs on it")
+        _copy_trained(DRY_RUN, SCRATCH / "runs", data_dir=_ccp_root().parent)
 
 
-def _reads_smoke_run(item) -> bool:
-    return item.path.suffix == ".ipynb" or "smoke_run" in getattr(item, "fixturenames", ())
+def _reads_dry_run(item) -> bool:
+    return item.path.suffix == ".ipynb" or "dry_run" in getattr(item, "fixturenames", ())
 
 
-def _copy_trained_smoke_run(dest: Path) -> None:
+def _copy_trained(profile: str, runs: Path, data_dir=None) -> None:
+    """``profile``'s planned trainings, done once in the shared folder (by the runner, as ``book run`` does before
+    its first chapter), copied into ``runs``."""
     import shutil
 
-    from clothparse_lib.book.parallel import train_concurrently
+    from clothparse_lib.book import run_book
     from clothparse_lib.locks import folder_lock
-    from clothparse_lib.results.run import Run
+    from clothparse_lib.profiles import get_profile
 
     shared = Path(os.environ[SHARED])
     with folder_lock(shared, wait=True):
-        if not (shared / "trained").exists():
-            train_concurrently(Run.open("smoke", shared / "smoke", progress=False, device="cpu"),
-                               jobs=min(2, os.cpu_count() or 1), progress=False)
-            (shared / "trained").touch()
-    shutil.copytree(shared / "smoke", dest, dirs_exist_ok=True, copy_function=_link_checkpoints)
+        if not (shared / f"{profile}.trained").exists():
+            run_book(get_profile(profile), runs_dir=shared, data_dir=data_dir, chapters=(), progress=False,
+                     jobs=min(2, os.cpu_count() or 1))
+            (shared / f"{profile}.trained").touch()
+    shutil.copytree(shared / profile, runs / profile, dirs_exist_ok=True, copy_function=_link_checkpoints)
 
 
 def _link_checkpoints(src, dst):
@@ -83,6 +102,13 @@ def _link_checkpoints(src, dst):
         except OSError:  # another file system
             pass
     return shutil.copy2(src, dst)
+
+
+def _ccp_root() -> Path | None:
+    """The local CCP copy, located by $CLOTHPARSE_DATA_DIR."""
+    data = os.environ.get("CLOTHPARSE_DATA_DIR")
+    root = Path(data) / "ccp" if data else None
+    return root if root is not None and (root / "annotations" / "pixel-level").is_dir() else None
 
 
 @pytest.fixture(autouse=True)
@@ -127,21 +153,29 @@ def tiny_data(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def smoke_run():
-    """The smoke profile's run folder, its models trained before the first test (:func:`pytest_collection_finish`),
-    which nbval's chapters (tests/notebooks) use too: tests that only read trained smoke models share it."""
+    """The smoke profile's run folder, its models trained before the first test (:func:`pytest_collection_finish`):
+    tests that only read trained smoke models share it."""
     from clothparse_lib.results.run import Run
 
-    return Run.open("smoke", SCRATCH / "runs" / "smoke", progress=False, device="cpu")
+    return Run.open(SMOKE, SCRATCH / "runs" / SMOKE, progress=False, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def dry_run(ccp_root):
+    """The published profile's dry run (CCP), its models trained before the first test, the run folder nbval's
+    chapters execute in: tests that read the published path's trained models and results share it."""
+    from clothparse_lib.results.run import Run
+
+    return Run.open(DRY_RUN, SCRATCH / "runs" / DRY_RUN, str(ccp_root.parent), progress=False, device="cpu")
 
 
 @pytest.fixture(scope="session")
 def ccp_root() -> Path:
     """The local CCP copy, located by $CLOTHPARSE_DATA_DIR (skips without it, fails in CI)."""
-    data = os.environ.get("CLOTHPARSE_DATA_DIR")
-    root = Path(data) / "ccp" if data else None
-    if root is None or not (root / "annotations" / "pixel-level").is_dir():
-        message = f"CCP not found (CLOTHPARSE_DATA_DIR={data!r})"
-        if os.environ.get("CLOTHPARSE_REQUIRE_DATA"):
+    root = _ccp_root()
+    if root is None:
+        message = f"CCP not found (CLOTHPARSE_DATA_DIR={os.environ.get('CLOTHPARSE_DATA_DIR')!r})"
+        if os.environ.get(REQUIRE_DATA):
             pytest.fail(message)
         pytest.skip(message)
     return root

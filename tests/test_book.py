@@ -52,10 +52,11 @@ def test_chapter_is_thin_and_parameterised(chapter):
 
 @pytest.mark.parametrize("chapter", book.CHAPTERS)
 def test_reference_has_the_chapters_cells(chapter):
-    """nbval's reference = the chapter's cells with smoke outputs (`clothparse book references` re-makes it)."""
+    """nbval's reference = the chapter's cells with the published profile's dry run's outputs (`clothparse book
+    references` re-makes it)."""
     assert _cells(REFERENCES / f"{chapter}.ipynb") == _cells(ROOT / "book" / f"{chapter}.ipynb"), \
         "tests/notebooks is out of date: run `clothparse book references`"
-    assert 'profile = "smoke"' in _injected(REFERENCES / f"{chapter}.ipynb")
+    assert f'profile = "{book.PUBLISHED_PROFILE}-dry"' in _injected(REFERENCES / f"{chapter}.ipynb")
     checked = [c for c in _read(REFERENCES / f"{chapter}.ipynb").cells if "nbval-check-output" in c.metadata.get("tags", [])]
     assert all(c.outputs for c in checked), "a checked cell without outputs checks nothing"
 

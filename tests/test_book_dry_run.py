@@ -1,37 +1,27 @@
-"""The published profile's dry run: its whole book on 64 CCP photos, the trainings two at a time."""
-import time
-
-import pytest
-from test_book import _read
-from test_book_runner import _executed
-
+"""The published profile's dry run: its trainings (two at a time, by the runner, before the first test: see
+``tests/conftest.py``) and verdicts on 64 CCP photos. Its chapters are nbval's: tests/notebooks execute in this run
+folder, so that each chapter executes once per suite."""
 from clothparse_lib import book
-from clothparse_lib.profiles import get_profile
+from clothparse_lib.results import intro, verdicts, viz
 from clothparse_lib.results.plan import planned_trainings
-from clothparse_lib.results.run import Run
 from clothparse_lib.runfolder import tag
 
 
-@pytest.mark.slow
-@pytest.mark.ccp
-def test_published_profile_dry_run_runs_the_whole_book_with_concurrent_trainings(tmp_path, ccp_root):
-    """The published profile's whole path in minutes: CCP, the planned trainings two at a time, every chapter,
-    verdicts (their table and figure)."""
-    profile = book.PUBLISHED_PROFILE + "-dry"
-    t = time.perf_counter()
-    results = book.run_book(get_profile(profile), runs_dir=tmp_path / "runs", data_dir=ccp_root.parent, jobs=2, progress=False)
-    print(f"{profile} book: {time.perf_counter() - t:.0f} s")
-    assert [r.status for r in results] == ["executed"] * len(book.CHAPTERS)
-    run_dir = tmp_path / "runs" / profile
-    assert "trainings (concurrent)" in book.chapter_times(run_dir).index
-    run = Run.open(profile, run_dir, str(ccp_root.parent))
-    planned = planned_trainings(run)
-    assert len(planned) == len(set(planned)) >= 9 and all(run.evaluated(*job) for job in planned)
-    intro = _read(_executed(tmp_path, "intro", profile))
-    claims = next(c for c in intro.cells if c.source == "viz.verdict_table(claims)").outputs[-1]["data"]["text/html"]
-    assert "skirt pixels are most often taken for dress" in claims and "Our model beats Plain U-Net" in claims and "low (95 %)" in claims
-    assert any(v in claims for v in ("reproduced", "inconclusive")) and "background-color: #" in claims
-    figure = next(c for c in intro.cells if "viz.verdict_plot(claims)" in c.source).outputs
-    assert any("image/png" in o.get("data", {}) for o in figure)
-    trainings = next(c for c in intro.cells if c.source == "trainings").outputs[-1]["data"]["text/plain"]
-    assert all(tag(*job) in trainings for job in planned)
+def test_published_profile_dry_run_trains_its_planned_models_concurrently(dry_run):
+    assert dry_run.profile.name == book.PUBLISHED_PROFILE + "-dry"
+    assert "trainings (concurrent)" in book.chapter_times(dry_run.run_dir).index
+    planned = planned_trainings(dry_run)
+    assert len(planned) == len(set(planned)) >= 9 and all(dry_run.evaluated(*job) for job in planned)
+    trained = intro.training_times(dry_run)
+    assert set(trained.index) == {tag(*job) for job in planned} and (trained["seconds"] > 0).all()
+
+
+def test_published_profile_dry_run_rules_on_every_claim(dry_run):
+    """The introduction's verdicts on the published path: every claim, the paired tests over the central seeds."""
+    claims = verdicts.claims(dry_run)
+    html = viz.verdict_table(claims).html
+    assert "skirt pixels are most often taken for dress" in html and "Our model beats Plain U-Net" in html
+    assert "low (95 %)" in html and "background-color: #" in html
+    assert claims["verdict"].isin(verdicts.VERDICT_COLOURS).all() and sum(verdicts.tally(claims).values()) == len(claims)
+    figure = viz.verdict_plot(claims)
+    assert len(figure.axes) == 2 and all(ax.has_data() for ax in figure.axes)

@@ -1,5 +1,5 @@
-"""The smoke book (nbval's references) rendered by jupyter-book and opened in headless Chromium, with and without a
-GitHub remote (screenshots in test-artifacts/)."""
+"""The dry run's book (nbval's references: the published profile's dry run) rendered by jupyter-book and opened in
+headless Chromium, with and without a GitHub remote (screenshots in test-artifacts/)."""
 import json
 import re
 import shutil
@@ -10,6 +10,7 @@ import pytest
 from test_book import ARTIFACTS, REFERENCES, ROOT
 
 from clothparse_lib import book
+from clothparse_lib.profiles import DRY_RUN_SUFFIX
 
 PROBE = """<script>window.addEventListener("load", () => {
   const broken = [...document.images].filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.getAttribute("src"));
@@ -31,6 +32,7 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-back
 # at least this many (tables, images) on each chapter's page
 EXPECTED = {"intro": (2, 0), "refinement": (5, 2), "architecture": (3, 1), "training": (2, 2), "baselines": (4, 1),
             "ablations": (7, 0), "confusion": (0, 2), "qualitative": (0, 6), "beyond": (3, 2)}
+DRY_RUN = book.PUBLISHED_PROFILE + DRY_RUN_SUFFIX  # the run nbval's references come from
 ORIGIN = "https://github.com/example-owner/clothparse.git"  # a test's own remote: the buttons must point at it
 REPOSITORY = "https://github.com/example-owner/clothparse"
 
@@ -79,11 +81,11 @@ def _target_screenshot(chromium: str, page: Path, target: str, shot: Path, profi
     return _screenshot_with(chromium, page, script, shot, profile_dir, size="1280,2400")
 
 
-def _smoke_book(root: Path, origin: str | None, monkeypatch, as_run: bool = False) -> Path:
-    """nbval's references (the smoke book as the runner executed it) with the book's configuration, bibliography and
+def _dry_run_book(root: Path, origin: str | None, monkeypatch, as_run: bool = False) -> Path:
+    """nbval's references (the published profile's dry run's book as the runner executed it) with the book's configuration, bibliography and
     References page, in a checkout of their own (``origin``: its remote, or none), rendered with warnings as errors:
-    as the checkout's book, or (``as_run``) as the chapters a run executed (``book build --profile smoke``)."""
-    chapters = root / "runs" / "smoke" / "book" if as_run else root / "book"
+    as the checkout's book, or (``as_run``) as the chapters a run executed (``book build --profile PROFILE-dry``)."""
+    chapters = root / "runs" / DRY_RUN / "book" if as_run else root / "book"
     chapters.mkdir(parents=True)
     (root / "book").mkdir(exist_ok=True)
     for f in ("_config.yml", "_toc.yml", "references.bib", "book/references.md", "book/try.md"):
@@ -96,17 +98,17 @@ def _smoke_book(root: Path, origin: str | None, monkeypatch, as_run: bool = Fals
         subprocess.run(["git", "-C", str(root), "remote", "add", "origin", origin], check=True)
     monkeypatch.delenv("CLOTHPARSE_REPOSITORY_URL", raising=False)
     monkeypatch.delenv("CLOTHPARSE_REPOSITORY_BRANCH", raising=False)
-    return book.build_html(root, run_dir=root / "runs" / "smoke" if as_run else None, quiet=True)
+    return book.build_html(root, run_dir=root / "runs" / DRY_RUN if as_run else None, quiet=True)
 
 
 @pytest.mark.slow
-def test_smoke_book_renders_and_opens_in_chromium(tmp_path, monkeypatch, chromium):
-    """The smoke book (nbval's references: the chapters as the runner executed them with the smoke profile, which
-    nbval re-executes) rendered as a run's chapters, warnings as errors, from a checkout whose origin is on GitHub, every page
-    opened in a browser: tables and images, the References page listing every entry, citations linking to it, the
+def test_dry_run_book_renders_and_opens_in_chromium(tmp_path, monkeypatch, chromium):
+    """The dry run's book (nbval's references: the chapters as the runner executed them with the published profile's
+    dry run, which nbval re-executes) rendered as a run's chapters, warnings as errors, from a checkout whose origin
+    is on GitHub, every page opened in a browser: tables and images, the References page listing every entry, citations linking to it, the
     repository, issue, download and launch buttons pointing at the origin."""
-    html = _smoke_book(tmp_path / "project", ORIGIN, monkeypatch, as_run=True)
-    assert html == tmp_path / "project" / "runs" / "smoke" / "site" / "_build" / "html"
+    html = _dry_run_book(tmp_path / "project", ORIGIN, monkeypatch, as_run=True)
+    assert html == tmp_path / "project" / "runs" / DRY_RUN / "site" / "_build" / "html"
     ARTIFACTS.mkdir(exist_ok=True)
     profile = tmp_path / "chromium"
     problems, found = [], {}
@@ -125,7 +127,7 @@ def test_smoke_book_renders_and_opens_in_chromium(tmp_path, monkeypatch, chromiu
             problems.append(f"{chapter}: buttons {buttons}, expected {expected}")
         if not found[chapter]["citations"]:
             problems.append(f"{chapter}: no citation links to the References page")
-        if not _screenshot(chromium, page.as_uri(), ARTIFACTS / f"smoke-{chapter}.png", profile):
+        if not _screenshot(chromium, page.as_uri(), ARTIFACTS / f"dry-run-{chapter}.png", profile):
             problems.append(f"{chapter}: no screenshot")
     references = _probe(chromium, html / "book" / "references.html", profile)
     n_entries = len(re.findall(r"^@\w+\{", (ROOT / "references.bib").read_text(), re.M))
@@ -135,20 +137,20 @@ def test_smoke_book_renders_and_opens_in_chromium(tmp_path, monkeypatch, chromiu
         dangling = [h for h in probe["citations"] if h.split("#")[1] not in references["entries"]]
         if dangling:
             problems.append(f"{chapter}: citations linking to no entry of the References page: {dangling}")
-    if not _screenshot(chromium, (html / "book" / "references.html").as_uri(), ARTIFACTS / "smoke-references.png", profile):
+    if not _screenshot(chromium, (html / "book" / "references.html").as_uri(), ARTIFACTS / "dry-run-references.png", profile):
         problems.append("references: no screenshot")
     page, target = found["baselines"]["citations"][0].split("#")  # a citation followed: its entry, highlighted
-    if not _target_screenshot(chromium, html / "book" / page, target, ARTIFACTS / "smoke-citation-target.png", profile):
+    if not _target_screenshot(chromium, html / "book" / page, target, ARTIFACTS / "dry-run-citation-target.png", profile):
         problems.append("citation target: no screenshot")
-    if not _buttons_screenshot(chromium, html / "book" / "baselines.html", ARTIFACTS / "smoke-buttons-github.png", profile):
+    if not _buttons_screenshot(chromium, html / "book" / "baselines.html", ARTIFACTS / "dry-run-buttons-github.png", profile):
         problems.append("buttons: no screenshot")
     assert not problems, "\n".join(problems)
 
 
 @pytest.mark.slow
-def test_smoke_book_without_a_github_remote_has_no_repository_buttons(tmp_path, monkeypatch, chromium):
+def test_dry_run_book_without_a_github_remote_has_no_repository_buttons(tmp_path, monkeypatch, chromium):
     """No GitHub origin, no address: the pages have no repository, issue or launch buttons (the download stays)."""
-    html = _smoke_book(tmp_path / "project", "/srv/git/clothparse.git", monkeypatch)
+    html = _dry_run_book(tmp_path / "project", "/srv/git/clothparse.git", monkeypatch)
     ARTIFACTS.mkdir(exist_ok=True)
     for chapter in ("intro", "baselines"):
         found = _probe(chromium, html / "book" / f"{chapter}.html", tmp_path / "chromium")
@@ -156,5 +158,5 @@ def test_smoke_book_without_a_github_remote_has_no_repository_buttons(tmp_path, 
             ("repository", "issues", "binder", "colab")), found
         assert found["download"] and found["citations"]
     assert "example-owner" not in (html / "book" / "baselines.html").read_text()
-    assert _buttons_screenshot(chromium, html / "book" / "baselines.html", ARTIFACTS / "smoke-buttons-none.png",
+    assert _buttons_screenshot(chromium, html / "book" / "baselines.html", ARTIFACTS / "dry-run-buttons-none.png",
                                tmp_path / "chromium")

@@ -26,9 +26,9 @@ from pathlib import Path
 
 from .. import runfolder, settings
 from ..locks import folder_lock
-from ..profiles import Profile, get_profile
+from ..profiles import Profile, dry_run, get_profile
 from ..storage import DiskFull
-from .chapters import CHAPTERS, ROOT
+from .chapters import CHAPTERS, PUBLISHED_PROFILE, ROOT
 from .notebooks import tidy
 from .records import chapter_stamp, library_hash, read_stamps, record_time, write_stamps
 
@@ -166,17 +166,21 @@ def _train_first(profile: Profile, run_dir: Path, jobs: int | None, progress: bo
             print(f"[book] {len(trained)} models trained, {jobs} at a time, in {time.perf_counter() - t:.0f} s", flush=True)
 
 
-def write_references(dest: Path = ROOT / "tests" / "notebooks", runs_dir=None, chapters=CHAPTERS) -> list[Path]:
-    """Execute every chapter with the smoke profile in a scratch run folder and store the executed notebooks in
-    ``dest``: nbval's references, whose cells are the book's and whose outputs are smoke's."""
+def write_references(dest: Path = ROOT / "tests" / "notebooks", runs_dir=None, data_dir=None,
+                     chapters=CHAPTERS) -> list[Path]:
+    """Execute every chapter with the published profile's dry run (CCP, ``data_dir``: default
+    ``$CLOTHPARSE_DATA_DIR``) in a scratch run folder and store the executed notebooks in ``dest``: nbval's
+    references, whose cells are the book's and whose outputs are the dry run's (the test suite executes them in its
+    own dry run)."""
     import shutil
     import tempfile
 
+    profile = dry_run(get_profile(PUBLISHED_PROFILE))
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="clothparse-references-") as tmp:
         runs = Path(runs_dir or tmp)
-        run_book(get_profile("smoke"), runs_dir=runs, force=True, chapters=chapters)
+        run_book(profile, runs_dir=runs, data_dir=data_dir, force=True, chapters=chapters)
         for name in chapters:
-            shutil.copyfile(runfolder.book_dir(runs / "smoke") / f"{name}.ipynb", dest / f"{name}.ipynb")
+            shutil.copyfile(runfolder.book_dir(runs / profile.name) / f"{name}.ipynb", dest / f"{name}.ipynb")
     return [dest / f"{name}.ipynb" for name in chapters]

@@ -63,8 +63,10 @@ def publish(args) -> int:
 def references(args) -> int:
     from ..book.chapters import ROOT
     from ..book.runner import write_references
+    from ..data.ccp import locate
 
-    for path in write_references(Path(args.dest) if args.dest else ROOT / "tests" / "notebooks"):
+    locate(args.data_dir)  # fetched here (progress bar in the terminal) when it is missing
+    for path in write_references(Path(args.dest) if args.dest else ROOT / "tests" / "notebooks", data_dir=args.data_dir):
         print(path)
     return 0
 

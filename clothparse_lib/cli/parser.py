@@ -175,8 +175,10 @@ def _book_commands(sub) -> None:
     br.add_argument("--html", action="store_true", help="then render the run's chapters (book build --profile)")
     _repository_arguments(br)
     br.set_defaults(func=book.run)
-    bf = bsub.add_parser("references", help="re-make nbval's references: the chapters executed with the smoke profile")
+    bf = bsub.add_parser("references", help="re-make nbval's references: the chapters executed with the published "
+                         "profile's dry run (CCP)")
     bf.add_argument("--dest", default=None, help="folder (default tests/notebooks)")
+    _data_dir_argument(bf)
     bf.set_defaults(func=book.references)
     bp = bsub.add_parser("publish", help="copy a finished run's executed chapters into the book (book/*.ipynb)")
     bp.add_argument("--profile", default="demo", help=PROFILE_HELP)
