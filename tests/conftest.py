@@ -14,7 +14,6 @@ from clothparse_lib.profiles import DRY_RUN_SUFFIX
 SCRATCH = Path(tempfile.mkdtemp(prefix="clothparse-tests-"))  # this process's; removed at its end
 SHARED = "CLOTHPARSE_TESTS_SHARED"  # a folder of the first process (xdist's controller), inherited by its workers
 REQUIRE_DATA = "CLOTHPARSE_REQUIRE_DATA"  # set (CI): tests that need CCP fail instead of skipping
-SMOKE = "smoke"
 DRY_RUN = PUBLISHED_PROFILE + DRY_RUN_SUFFIX  # the published profile's dry run: nbval's chapters execute in it
 
 
@@ -53,17 +52,14 @@ def pytest_collection_modifyitems(session, config, items):
 
 
 def pytest_collection_finish(session):
-    """The shared runs' models trained once per test session, before any test: the smoke run (the ``smoke_run``
-    fixture) and the published profile's dry run, on CCP, whose folder nbval's chapters (tests/notebooks) execute in
-    and the ``dry_run`` fixture reads, so that each chapter executes once per suite. The first worker trains them,
-    two at a time, in a folder the session's workers share (the others wait for its lock: the cores are busy
-    meanwhile), then each worker takes a copy. Nothing is trained when pytest only collects."""
+    """The published profile's dry run (CCP) trained once per test session, before any test: nbval's chapters
+    (tests/notebooks) execute in its folder, so that each chapter executes once per suite, and the tests that read
+    trained models share it (the ``dry_run`` fixture). The first worker trains it, two trainings at a time, in a
+    folder the session's workers share (the others wait for its lock: the cores are busy meanwhile), then each
+    worker takes a copy. Nothing is trained when pytest only collects."""
     if session.config.option.collectonly:
         return
-    items = [item for item in session.items if not item.get_closest_marker("skip")]
-    if any("smoke_run" in getattr(item, "fixturenames", ()) for item in items):
-        _copy_trained(SMOKE, SCRATCH / "runs")
-    if any(map(_reads_dry_run, items)):
+    if any(_reads_dry_run(item) for item in session.items if not item.get_closest_marker("skip")):
         if _ccp_root() is None:
             raise pytest.UsageError(f"CCP not found (CLOTHPARSE_DATA_DIR): {DRY_RUN} runs on it")
         _copy_trained(DRY_RUN, SCRATCH / "runs", data_dir=_ccp_root().parent)
@@ -152,18 +148,10 @@ def tiny_data(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def smoke_run():
-    """The smoke profile's run folder, its models trained before the first test (:func:`pytest_collection_finish`):
-    tests that only read trained smoke models share it."""
-    from clothparse_lib.results.run import Run
-
-    return Run.open(SMOKE, SCRATCH / "runs" / SMOKE, progress=False, device="cpu")
-
-
-@pytest.fixture(scope="session")
 def dry_run(ccp_root):
-    """The published profile's dry run (CCP), its models trained before the first test, the run folder nbval's
-    chapters execute in: tests that read the published path's trained models and results share it."""
+    """The published profile's dry run (CCP), its models trained before the first test
+    (:func:`pytest_collection_finish`), the run folder nbval's chapters execute in: tests that read trained models
+    and results share it."""
     from clothparse_lib.results.run import Run
 
     return Run.open(DRY_RUN, SCRATCH / "runs" / DRY_RUN, str(ccp_root.parent), progress=False, device="cpu")

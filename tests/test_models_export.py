@@ -179,25 +179,25 @@ def test_resize_logits_is_torchs_bilinear():
 
 
 @pytest.fixture(scope="module")
-def trained(smoke_run, tmp_path_factory):
-    """The smoke run's extended and plain U-Nets (trained where the book's chapters did not), exported."""
+def trained(dry_run, tmp_path_factory):
+    """The published profile's dry run's extended and plain U-Nets, exported."""
     folder = tmp_path_factory.mktemp("onnx")
     exported = {}
     for name in ("extended", "plain_unet"):
-        smoke_run.ensure(name)
-        assert main(["export", "--checkpoint", name, "--run-dir", str(smoke_run.run_dir),
+        dry_run.ensure(name)
+        assert main(["export", "--checkpoint", name, "--run-dir", str(dry_run.run_dir),
                      "--out", str(folder / f"{name}.onnx")]) == 0
-        exported[name] = (smoke_run.model_dir(name) / "best.pt", folder / f"{name}.onnx")
+        exported[name] = (dry_run.model_dir(name) / "best.pt", folder / f"{name}.onnx")
     return exported
 
 
-def test_a_trained_checkpoint_exports_with_its_run_folders_test_iou(trained, smoke_run, capsys):
+def test_a_trained_checkpoint_exports_with_its_run_folders_test_iou(trained, dry_run, capsys):
     checkpoint, onnx_file = trained["extended"]
     card = C.read_card(onnx_file)
     scores = json.loads((checkpoint.parent / "evaluation.json").read_text())["scores"]
     assert card["test"]["iou_excl_bg"] == scores["none"]["iou_excl_bg"]
     assert card["test"]["iou_excl_bg_with_true_prior"] == scores["gt"]["iou_excl_bg"]
-    assert (card["profile"], card["seed"], card["size"]) == ("smoke", 0, [96, 64])
+    assert (card["profile"], card["seed"], card["size"]) == (dry_run.profile.name, 0, list(dry_run.profile.size))
     assert card["checkpoint"]["digest"] == read_checkpoint(checkpoint)["digest"]
 
 

@@ -1,4 +1,5 @@
-"""Data variants of a run and Table 1 on the smoke profile (synthetic data, skin-blob person detector)."""
+"""Data variants of a run on the smoke profile (synthetic data, skin-blob person detector); Table 1 on the published
+profile's dry run."""
 from dataclasses import replace
 
 import numpy as np
@@ -26,8 +27,8 @@ def test_refined_variant_keeps_the_split_and_crops(tmp_path):
     assert (widths < base.cache.index.set_index("image_id").loc[cropped, "width"]).all()
 
 
-def test_table1_beside_the_paper(smoke_run):
-    run, models = smoke_run, smoke_run.run_dir / "models"
+def test_table1_beside_the_paper(dry_run):
+    run, models = dry_run, dry_run.run_dir / "models"
     table = table1(run)
     assert list(table.index) == ["Base", "Refined"]
     ref = paper.numbers()["table1_base_vs_refined_plain_unet"]

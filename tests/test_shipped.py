@@ -32,9 +32,13 @@ CCP_PHOTO = "0007"  # a CCP test photo of the browser test (read from $CLOTHPARS
 
 
 @pytest.fixture(scope="module")
-def shipped_dir(smoke_run, tmp_path_factory):
-    """The smoke run's extended model shipped (`clothparse export --ship`) into a temporary package folder,
-    compared with its float32 export on three synthetic photos."""
+def shipped_dir(tmp_path_factory):
+    """A smoke run's extended model (its only training: a model of synthetic dolls, which draws garments on any
+    photo) shipped (`clothparse export --ship`) into a temporary package folder, compared with its float32 export on
+    three synthetic photos."""
+    from clothparse_lib.results.run import Run
+
+    smoke_run = Run.open("smoke", tmp_path_factory.mktemp("smoke"), progress=False, device="cpu")
     smoke_run.ensure("extended")
     folder = tmp_path_factory.mktemp("shipped")
     photos = []
