@@ -47,7 +47,10 @@ def pytest_collection_finish(session):
     """The smoke run's models trained once per test session, before any test: nbval's chapters and the tests that
     read them (the ``smoke_run`` fixture) find them in their worker's scratch run folder instead of each xdist worker
     training the same models again. The first worker trains them, two at a time, in a folder the session's workers
-    share (the others wait for its lock: the cores are busy meanwhile), then each worker takes a copy."""
+    share (the others wait for its lock: the cores are busy meanwhile), then each worker takes a copy. A session
+    that only collects (``--collect-only``) runs nothing: nothing is trained."""
+    if session.config.option.collectonly:
+        return
     if any(_reads_smoke_run(item) for item in session.items):
         _copy_trained_smoke_run(SCRATCH / "runs" / "smoke")
 
