@@ -108,7 +108,7 @@ never, _ = os.pipe()
 
 class Stuck(SyntheticSource):
     def read(self, image_id):
-        print(os.getpid(), flush=True)
+        os.write(1, b'%d\\n' % os.getpid())  # one write: under -u (xdist's workers) print's two could interleave
         os.read(never, 1)  # nothing is ever written: the worker is busy until the build is killed
 
 build_cache(Stuck(n=8), (32, 32), root=sys.argv[1], workers=2, progress=False)
