@@ -8,13 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from clothparse_lib.book.chapters import PUBLISHED_PROFILE
-from clothparse_lib.profiles import DRY_RUN_SUFFIX
+from clothparse_lib.book.chapters import REFERENCES_PROFILE
 
 SCRATCH = Path(tempfile.mkdtemp(prefix="clothparse-tests-"))  # this process's; removed at its end
 SHARED = "CLOTHPARSE_TESTS_SHARED"  # a folder of the first process (xdist's controller), inherited by its workers
 REQUIRE_DATA = "CLOTHPARSE_REQUIRE_DATA"  # set (CI): tests that need CCP fail instead of skipping
-DRY_RUN = PUBLISHED_PROFILE + DRY_RUN_SUFFIX  # the published profile's dry run: nbval's chapters execute in it
+DRY_RUN = REFERENCES_PROFILE  # the published profile's dry run: nbval's chapters execute in it
 
 
 def pytest_configure(config):
@@ -62,15 +61,15 @@ def pytest_collection_finish(session):
     if any(_reads_dry_run(item) for item in session.items if not item.get_closest_marker("skip")):
         if _ccp_root() is None:
             raise pytest.UsageError(f"CCP not found (CLOTHPARSE_DATA_DIR): {DRY_RUN} runs on it")
-        _copy_trained(DRY_RUN, SCRATCH / "runs", data_dir=_ccp_root().parent)
+        _copy_trained_dry_run(SCRATCH / "runs", _ccp_root().parent)
 
 
 def _reads_dry_run(item) -> bool:
     return item.path.suffix == ".ipynb" or "dry_run" in getattr(item, "fixturenames", ())
 
 
-def _copy_trained(profile: str, runs: Path, data_dir=None) -> None:
-    """``profile``'s planned trainings, done once in the shared folder (by the runner, as ``book run`` does before
+def _copy_trained_dry_run(runs: Path, data_dir: Path) -> None:
+    """The dry run's planned trainings, done once in the shared folder (by the runner, as ``book run`` does before
     its first chapter), copied into ``runs``."""
     import shutil
 
@@ -80,11 +79,11 @@ def _copy_trained(profile: str, runs: Path, data_dir=None) -> None:
 
     shared = Path(os.environ[SHARED])
     with folder_lock(shared, wait=True):
-        if not (shared / f"{profile}.trained").exists():
-            run_book(get_profile(profile), runs_dir=shared, data_dir=data_dir, chapters=(), progress=False,
+        if not (shared / f"{DRY_RUN}.trained").exists():
+            run_book(get_profile(DRY_RUN), runs_dir=shared, data_dir=data_dir, chapters=(), progress=False,
                      jobs=min(2, os.cpu_count() or 1))
-            (shared / f"{profile}.trained").touch()
-    shutil.copytree(shared / profile, runs / profile, dirs_exist_ok=True, copy_function=_link_checkpoints)
+            (shared / f"{DRY_RUN}.trained").touch()
+    shutil.copytree(shared / DRY_RUN, runs / DRY_RUN, dirs_exist_ok=True, copy_function=_link_checkpoints)
 
 
 def _link_checkpoints(src, dst):

@@ -56,7 +56,7 @@ def test_reference_has_the_chapters_cells(chapter):
     references` re-makes it)."""
     assert _cells(REFERENCES / f"{chapter}.ipynb") == _cells(ROOT / "book" / f"{chapter}.ipynb"), \
         "tests/notebooks is out of date: run `clothparse book references`"
-    assert f'profile = "{book.PUBLISHED_PROFILE}-dry"' in _injected(REFERENCES / f"{chapter}.ipynb")
+    assert f'profile = "{book.REFERENCES_PROFILE}"' in _injected(REFERENCES / f"{chapter}.ipynb")
     checked = [c for c in _read(REFERENCES / f"{chapter}.ipynb").cells if "nbval-check-output" in c.metadata.get("tags", [])]
     assert all(c.outputs for c in checked), "a checked cell without outputs checks nothing"
 

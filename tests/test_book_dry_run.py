@@ -8,7 +8,7 @@ from clothparse_lib.runfolder import tag
 
 
 def test_published_profile_dry_run_trains_its_planned_models_concurrently(dry_run):
-    assert dry_run.profile.name == book.PUBLISHED_PROFILE + "-dry"
+    assert dry_run.profile.name == book.REFERENCES_PROFILE == book.PUBLISHED_PROFILE + "-dry"
     assert "trainings (concurrent)" in book.chapter_times(dry_run.run_dir).index
     planned = planned_trainings(dry_run)
     assert len(planned) == len(set(planned)) >= 9 and all(dry_run.evaluated(*job) for job in planned)

@@ -10,7 +10,6 @@ import pytest
 from test_book import ARTIFACTS, REFERENCES, ROOT
 
 from clothparse_lib import book
-from clothparse_lib.profiles import DRY_RUN_SUFFIX
 
 PROBE = """<script>window.addEventListener("load", () => {
   const broken = [...document.images].filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.getAttribute("src"));
@@ -32,7 +31,7 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-back
 # at least this many (tables, images) on each chapter's page
 EXPECTED = {"intro": (2, 0), "refinement": (5, 2), "architecture": (3, 1), "training": (2, 2), "baselines": (4, 1),
             "ablations": (7, 0), "confusion": (0, 2), "qualitative": (0, 6), "beyond": (3, 2)}
-DRY_RUN = book.PUBLISHED_PROFILE + DRY_RUN_SUFFIX  # the run nbval's references come from
+DRY_RUN = book.REFERENCES_PROFILE  # the run nbval's references come from
 ORIGIN = "https://github.com/example-owner/clothparse.git"  # a test's own remote: the buttons must point at it
 REPOSITORY = "https://github.com/example-owner/clothparse"
 

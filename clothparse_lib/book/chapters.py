@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["ROOT", "PUBLISHED_PROFILE", "RUNS_LAST", "toc_pages", "toc_chapters", "CHAPTERS"]
+from ..profiles import DRY_RUN_SUFFIX
+
+__all__ = ["ROOT", "PUBLISHED_PROFILE", "REFERENCES_PROFILE", "RUNS_LAST", "toc_pages", "toc_chapters", "CHAPTERS"]
 
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -12,6 +14,8 @@ ROOT = Path(__file__).resolve().parents[2]
 # The profile whose run the committed chapters carry (the README says how to regenerate it): the CPU profile with
 # seeds enough to test the claims; the full profile's GPU run replaces it once a GPU has run it (scripts/gpu_book.sh).
 PUBLISHED_PROFILE = "cpu"
+# nbval's references (tests/notebooks) are its dry run, which the test suite trains and executes them in
+REFERENCES_PROFILE = PUBLISHED_PROFILE + DRY_RUN_SUFFIX
 
 
 RUNS_LAST = "intro"  # the one exception to _toc.yml's order: its summary gathers every other chapter's results

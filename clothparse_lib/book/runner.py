@@ -26,9 +26,9 @@ from pathlib import Path
 
 from .. import runfolder, settings
 from ..locks import folder_lock
-from ..profiles import Profile, dry_run, get_profile
+from ..profiles import Profile, get_profile
 from ..storage import DiskFull
-from .chapters import CHAPTERS, PUBLISHED_PROFILE, ROOT
+from .chapters import CHAPTERS, REFERENCES_PROFILE, ROOT
 from .notebooks import tidy
 from .records import chapter_stamp, library_hash, read_stamps, record_time, write_stamps
 
@@ -175,7 +175,7 @@ def write_references(dest: Path = ROOT / "tests" / "notebooks", runs_dir=None, d
     import shutil
     import tempfile
 
-    profile = dry_run(get_profile(PUBLISHED_PROFILE))
+    profile = get_profile(REFERENCES_PROFILE)
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="clothparse-references-") as tmp:
