@@ -13,7 +13,7 @@ LIB = Path(__file__).resolve().parents[1] / "clothparse_lib"
 # inference (the exported model's card, the prior's checks, the ONNX runtime, the parsing path) is torch-free: above
 # the data readers, below the model code that writes what it reads.
 LAYERS = {"settings": 0, "taxonomy": 0, "profiles": 0, "paper": 0, "provenance": 0, "metrics": 0, "storage": 0,
-          "locks": 0, "runfolder": 0, "data": 1, "inference": 2, "models": 3,
+          "locks": 0, "runfolder": 0, "workers": 0, "data": 1, "inference": 2, "models": 3,
           "training": 4, "evaluation": 5, "refinement": 5, "results": 6, "book": 7, "cli": 8}
 MODULES = sorted(p for p in LIB.rglob("*.py") if "__pycache__" not in p.parts)
 

@@ -7,12 +7,13 @@ CPU one-thread trainings side by side use the cores better than one training on 
 evaluating its model exactly as a chapter's ``run.ensure`` would (same folders, checkpoints, resumption). The
 data set and its split are prepared once, before the workers start. A failed training does not stop the
 others; the failures are reported together at the end, and a full disk (:class:`storage.DiskFull`) is raised then.
+An interruption (Ctrl-C, SIGTERM) stops every training at once, each keeping the checkpoint of its last epoch, and a
+killed command takes its trainings with it (:func:`workers.process_pool`).
 """
 from __future__ import annotations
 
-import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -22,6 +23,7 @@ from ..results.plan import planned_trainings
 from ..results.run import Run
 from ..runfolder import tag
 from ..storage import DiskFull
+from ..workers import process_pool
 
 __all__ = ["GPU_MEMORY_PER_JOB", "MAX_JOBS", "default_jobs", "TrainingsFailed", "train_concurrently"]
 
@@ -79,8 +81,7 @@ def train_concurrently(run: Run, jobs: int, progress: bool = True, on_done=None)
         return []
     threads = max(1, len(os.sched_getaffinity(0)) // min(jobs, len(todo)))
     failures, full = {}, None
-    with ProcessPoolExecutor(min(jobs, len(todo)), mp_context=multiprocessing.get_context("spawn"),
-                             initializer=_worker_init, initargs=(threads,)) as pool:
+    with process_pool(min(jobs, len(todo)), initializer=_worker_init, initargs=(threads,)) as pool:
         futures = {pool.submit(_train_and_evaluate, run.profile.name, str(run.run_dir), run.data_dir, run.device, *job):
                    tag(*job) for job in todo}
         bar = tqdm(as_completed(futures), total=len(futures), disable=not progress,

@@ -12,8 +12,6 @@ they stay class indices.
 """
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import errno
 import hashlib
 import json
@@ -33,6 +31,7 @@ from tqdm.auto import tqdm
 from .. import settings
 from ..storage import disk_full, reserve, staged_folder
 from ..taxonomy import CLASSES, N_CLASSES
+from ..workers import die_with_parent
 from .base import DataError, SkipReport, Source, index_row
 
 __all__ = ["CACHE_FORMAT", "parse_size", "Cache", "cache_key", "open_cache", "build_cache", "class_stats"]
@@ -99,8 +98,7 @@ def _init_worker(source: Source) -> None:
 
 def _init_pool_worker(source: Source) -> None:
     """A reader process that Linux ends when the process that started it dies: a killed build leaves no workers."""
-    with contextlib.suppress(OSError, AttributeError):  # no prctl: not Linux
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
+    die_with_parent(signal.SIGKILL)
     _init_worker(source)
 
 
