@@ -1,8 +1,9 @@
 """The model that ships with the package: made by `clothparse export --ship` (float16 weights, compared with the
 float32 export, card and SHA-256), carried by `pip install`, run by `clothparse predict` and `Parser.default()`
 without a model argument (and refused when it is not its card's), and by the book's "Try it" page in headless
-Chromium, which must parse a CCP photo as `Parser.from_onnx` does. One smoke model is shipped, into a temporary
-package folder, for the whole file."""
+Chromium, which must parse a CCP photo with the package's own model as `Parser.from_onnx` does. The other tests
+ship one smoke model, into a temporary package folder, for the whole file, under a size limit that puts its largest
+matrices in int8 (as the published model's)."""
 import base64
 import json
 import shutil
@@ -29,17 +30,20 @@ from clothparse_lib.inference.parsing import Parser
 ROOT = book.ROOT
 ARTIFACTS = ROOT / "test-artifacts"
 CCP_PHOTO = "0007"  # a CCP test photo of the browser test (read from $CLOTHPARSE_DATA_DIR, never committed)
+SMOKE_LIMIT = 0.8  # the smoke model's size limit, as a share of its float16 file's
 
 
 @pytest.fixture(scope="module")
 def shipped_dir(tmp_path_factory):
     """A smoke run's extended model (its only training: a model of synthetic dolls, which draws garments on any
     photo) shipped (`clothparse export --ship`) into a temporary package folder, compared with its float32 export on
-    three synthetic photos."""
+    three synthetic photos; the size limit is :data:`SMOKE_LIMIT` of its float16 file."""
+    from clothparse_lib.models.checkpoints import read_checkpoint
     from clothparse_lib.results.run import Run
 
     smoke_run = Run.open("smoke", tmp_path_factory.mktemp("smoke"), progress=False, device="cpu")
     smoke_run.ensure("extended")
+    weights = sum(v.numel() for v in read_checkpoint(smoke_run.model_dir("extended") / "best.pt")["model"].values())
     folder = tmp_path_factory.mktemp("shipped")
     photos = []
     for i in range(3):
@@ -47,6 +51,7 @@ def shipped_dir(tmp_path_factory):
         Image.fromarray(make_sample(100 + i, height=240, width=160).image).save(photos[-1])
     with pytest.MonkeyPatch.context() as m:
         m.setattr(shipped, "SHIPPED_DIR", folder)
+        m.setattr(ship, "MAX_MB", SMOKE_LIMIT * 2 * weights / 2**20)
         assert main(["export", "--ship", "--checkpoint", "extended", "--run-dir", str(smoke_run.run_dir),
                      "--photos", *map(str, photos)]) == 0
     return folder
@@ -74,6 +79,21 @@ def test_without_a_shipped_model_predict_says_how_to_make_one(tmp_path, monkeypa
     assert not (tmp_path / "out").exists()
     with pytest.raises(shipped.NoShippedModel, match="clothparse export --ship"):
         Parser.default()
+
+
+def test_the_package_ships_the_published_runs_model_and_predict_uses_it(tmp_path, capsys):
+    """The committed model (no monkeypatch: the package's own folder): within the size limit, as good as its float32
+    export on the CCP test photos by its card, and what `clothparse predict photo.jpg` runs."""
+    card = json.loads((shipped.SHIPPED_DIR / "model.json").read_text())
+    assert (card["model"], card["shipped"]["dataset"]) == ("extended", "ccp") and card["size"] == [288, 192]
+    assert (shipped.SHIPPED_DIR / shipped.MODEL_FILE).stat().st_size <= ship.MAX_MB * 2**20
+    agreement = card["shipped"]["agreement"]
+    assert agreement["photos"] == card["test"]["images"] and agreement["data"] == "CCP"
+    assert all(agreement[k]["pixels"] >= 0.999 for k in ("without_prior", "with_prior"))
+    assert main(["predict", "--out", str(tmp_path / "out"), str(_photo(tmp_path))]) == 0
+    line = capsys.readouterr().out.splitlines()[0]
+    assert line.startswith(f"model: the shipped extended ({card['profile']} profile, seed {card['seed']}"), line
+    assert (tmp_path / "out" / "photo-0.png").is_file()
 
 
 def test_ship_refuses_a_package_folder_it_cannot_write_before_exporting(tmp_path, monkeypatch, capsys):
@@ -115,7 +135,9 @@ def test_ship_compares_on_the_ccp_test_photos_of_the_models_split(tmp_path, ccp_
 
 
 @pytest.mark.slow
-def test_ship_writes_half_size_weights_that_compute_in_float32(shipping):
+def test_ship_writes_compact_weights_that_compute_in_float32(shipping):
+    """float16 weights read through Casts, and the largest matrices int8 (a scale per output channel) read through
+    DequantizeLinear, the fewest that fit the limit: float32 everywhere else."""
     import onnx
     from onnx import TensorProto
 
@@ -123,23 +145,37 @@ def test_ship_writes_half_size_weights_that_compute_in_float32(shipping):
     data = shipping.read_bytes()
     assert card["onnx"]["file"] == shipped.MODEL_FILE and card["onnx"]["sha256"] == ship._sha256(data)
     model = onnx.load(shipping)
+    inits = {i.name: i for i in model.graph.initializer}
     by_type = {}
-    for init in model.graph.initializer:
-        size = int(np.prod(init.dims)) * {TensorProto.FLOAT16: 2, TensorProto.FLOAT: 4}.get(init.data_type, 8)
+    for init in inits.values():
+        size = int(np.prod(init.dims)) * {TensorProto.INT8: 1, TensorProto.FLOAT16: 2, TensorProto.FLOAT: 4}.get(init.data_type, 8)
         by_type[init.data_type] = by_type.get(init.data_type, 0) + size
-    assert by_type[TensorProto.FLOAT16] > 0.99 * sum(by_type.values())  # (the float32 rest: a few small tensors)
-    halves = {i.name for i in model.graph.initializer if i.data_type == TensorProto.FLOAT16}
+    assert by_type[TensorProto.FLOAT16] + by_type[TensorProto.INT8] > 0.99 * sum(by_type.values())  # (float32: a few small tensors)
+    halves = {name for name, i in inits.items() if i.data_type == TensorProto.FLOAT16}
     casts = [n for n in model.graph.node if n.op_type == "Cast" and n.input[0] in halves]
     assert len(casts) == len(halves) and all(n.attribute[0].i == TensorProto.FLOAT for n in casts)
+    int8 = card["shipped"]["int8_matrices"]
+    assert int8 and len(data) <= card["shipped"]["max_mb"] * 2**20 < ship.MAX_MB * 2**20
+    dequantized = {n.output[0]: n for n in model.graph.node if n.op_type == "DequantizeLinear"}
+    assert set(dequantized) == set(int8)
+    readers = {n.input[1]: n for n in model.graph.node if n.op_type in ("Conv", "Gemm", "MatMul") and len(n.input) > 1}
+    for name in int8:  # one scale per output channel of the matrix that reads it
+        q, scale = (inits[i] for i in dequantized[name].input[:2])
+        axis = dequantized[name].attribute[0].i
+        assert q.data_type == TensorProto.INT8 and scale.data_type == TensorProto.FLOAT and list(scale.dims) == [q.dims[axis]]
+        assert axis == (1 if readers[name].op_type == "MatMul" else 0) or readers[name].op_type == "Gemm"
+    smallest_int8 = min(int(np.prod(inits[f"{n}__int8"].dims)) for n in int8)
+    assert all(int(np.prod(inits[n].dims)) <= smallest_int8 for n in halves if len(inits[n].dims) >= 2 and
+               f"{n[:-len('__fp16')]}" in readers), "a larger matrix stayed float16"
     assert [i.name for i in model.graph.input] == ["image", "prior"] and [o.name for o in model.graph.output] == ["seg", "cls"]
     assert all(o.type.tensor_type.elem_type == TensorProto.FLOAT for o in [*model.graph.input, *model.graph.output])
-    assert len(data) <= ship.MAX_MB * 2**20 and card["shipped"]["size_mb"] == round(len(data) / 2**20, 2)
+    assert card["shipped"]["size_mb"] == round(len(data) / 2**20, 2) and "int8" in card["shipped"]["weights"]
     agreement = card["shipped"]["agreement"]
     assert agreement["photos"] == 3 and agreement["with_prior"]["absent"] == ["dress"]
     for key in ("without_prior", "with_prior"):
         assert agreement[key]["pixels"] >= 0.99 and agreement[key]["least_photo"] <= agreement[key]["pixels"]
     assert (card["profile"], card["seed"], card["shipped"]["dataset"]) == ("smoke", 0, "synthetic")
-    print(f"shipped smoke model: {len(data) / 2**20:.1f} MiB; agreement with float32 {agreement}")
+    print(f"shipped smoke model: {len(data) / 2**20:.1f} MiB, {len(int8)} matrices int8; agreement with float32 {agreement}")
 
 
 @pytest.mark.slow
@@ -291,7 +327,10 @@ def _build_try_page(root: Path) -> Path:
 
 @pytest.mark.slow
 @pytest.mark.ccp
-def test_the_try_page_parses_a_ccp_photo_as_python_does(shipping, ccp_root, tmp_path, chromium):
+def test_the_try_page_parses_a_ccp_photo_as_python_does(ccp_root, tmp_path, chromium):
+    """The package's own model (the published run's), as the published site carries it."""
+    model = shipped.SHIPPED_DIR / shipped.MODEL_FILE
+    card = json.loads(model.with_suffix(".json").read_text())
     html = _build_try_page(tmp_path / "project")
     assert sorted(p.name for p in (html / site.SITE_FOLDER).iterdir()) == sorted(
         ["ort", "page.mjs", "parse.mjs", "model.onnx", "model.json", site.EXAMPLE["name"]])
@@ -305,9 +344,11 @@ def test_the_try_page_parses_a_ccp_photo_as_python_does(shipping, ccp_root, tmp_
         example = browser.js("clothparseTry.last")
         assert example["ok"] and example["name"].startswith("the example"), example
         model_line = browser.js("document.getElementById('try-model').textContent")
-        assert "Model: extended" in model_line and "smoke profile, seed 0" in model_line, model_line
+        assert "Model: extended" in model_line and f"{card['profile']} profile, seed {card['seed']}" in model_line, \
+            model_line
+        assert "float16 and int8" in model_line and f"{card['test']['images']} photos" in model_line, model_line
         photo = ccp_root / "photos" / f"{CCP_PHOTO}.jpg"
-        reference = Parser.from_onnx(shipping)
+        reference = Parser.from_onnx(model)
         timings = []
         for present, absent in [((), ()), (("skirt",), ("dress", "pants"))]:
             browser.js("document.querySelectorAll('#try-prior input[value=unknown]').forEach(e => e.checked = true)")

@@ -155,7 +155,8 @@ function modelLine(card) {
   const test = card.test || {}, shipped = card.shipped || {}, agree = shipped.agreement?.without_prior;
   const data = { ccp: "CCP (Clothing Co-Parsing)", synthetic: "synthetic paper dolls", imaterialist: "iMaterialist 2019" }[shipped.dataset] || shipped.dataset;
   const iou = "iou_excl_bg" in test ? ` Its test IoU (garments, background excluded) on ${data}: ${(100 * test.iou_excl_bg).toFixed(1)} % over ${test.images} photos.` : "";
-  const half = agree ? ` Weights in float16 (${shipped.size_mb} MiB): the same class as the float32 model on ${(100 * agree.pixels).toFixed(2)} % of the pixels of ${shipped.agreement.photos} photos.` : "";
+  const formats = shipped.int8_matrices?.length ? "float16 and int8" : "float16";
+  const half = agree ? ` Weights in ${formats} (${shipped.size_mb} MiB): the same class as the float32 model on ${(100 * agree.pixels).toFixed(2)} % of the pixels of ${shipped.agreement.photos} photos.` : "";
   return `Model: ${card.model} (${card.encoder}), trained by the ${card.profile} profile, seed ${card.seed}, at ${card.size[0]}x${card.size[1]}.${iou}${half}`;
 }
 

@@ -32,7 +32,8 @@ def ship(args) -> int:
     photos = [Path(p) for p in args.photos] if args.photos else agreement_photos(checkpoint, args.data_dir)
     card = ship_model(checkpoint, photos)
     shipped, found = card["shipped"], card["shipped"]["agreement"]["without_prior"]
-    print(f"{describe(card)} ({checkpoint}) -> {shipped_file()} ({shipped['size_mb']:.1f} MiB, float16 weights); "
+    weights = "float16 weights" + (f", {len(shipped['int8_matrices'])} matrices int8" if shipped["int8_matrices"] else "")
+    print(f"{describe(card)} ({checkpoint}) -> {shipped_file()} ({shipped['size_mb']:.1f} MiB, {weights}); "
           f"agrees with the float32 export on {100 * found['pixels']:.3f} % of the pixels of {len(photos)} photos "
           f"({100 * found['garment_lists']:.1f} % of the garment lists)")
     return 0

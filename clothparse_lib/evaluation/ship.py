@@ -1,8 +1,7 @@
 """Make the model that ships with the package (``clothparse export --ship``): a trained checkpoint exported
-(:func:`models.export.export_onnx`), its weights stored as float16 (:func:`models.fp16.fp16_weights`: float32
-compute), its masks compared with the float32 export's on CCP's test photos, and written with its card into
-:data:`inference.shipped.SHIPPED_DIR` (:func:`inference.card.write_model`: together, or neither), at most
-:data:`MAX_MB`.
+(:func:`models.export.export_onnx`), its weights stored as float16, and its largest matrices as int8 where that
+is still over :data:`MAX_MB` (:func:`models.compact.compact_weights`: float32 compute), its masks compared with the float32 export's on CCP's test photos, and written with its card into
+:data:`inference.shipped.SHIPPED_DIR` (:func:`inference.card.write_model`: together, or neither).
 
 The card is the export's, its ``onnx`` entry the float16 file's, plus ``shipped``: the weights' format, the float32
 file's SHA-256, the data set and the run's commit, and ``agreement``: the share of pixels whose class is the same
@@ -13,6 +12,8 @@ from __future__ import annotations
 import hashlib
 import tempfile
 from pathlib import Path
+
+import numpy as np
 
 from ..data.split import load_split
 from ..inference import shipped
@@ -59,14 +60,14 @@ def _sha256(data: bytes) -> str:
 
 
 def ship_model(checkpoint: str | Path, photos: list[Path], dest: Path | None = None) -> dict:
-    """Export ``checkpoint`` with float16 weights into ``dest`` (default :data:`shipped.SHIPPED_DIR`) after comparing
-    it with the float32 export on ``photos``; returns its card. Nothing is written when the file would exceed
-    :data:`MAX_MB`."""
+    """Export ``checkpoint`` with compact weights (at most :data:`MAX_MB`) into ``dest`` (default
+    :data:`shipped.SHIPPED_DIR`) after comparing it with the float32 export on ``photos``; returns its card. Nothing
+    is written when even int8 matrices do not fit."""
     import onnx
 
     from ..models.checkpoints import read_checkpoint
     from ..models.export import export_onnx
-    from ..models.fp16 import fp16_weights
+    from ..models.compact import compact_weights
     from .scores import checkpoint_scores
 
     checkpoint, dest = Path(checkpoint), Path(dest or shipped.SHIPPED_DIR)
@@ -77,10 +78,9 @@ def ship_model(checkpoint: str | Path, photos: list[Path], dest: Path | None = N
     with tempfile.TemporaryDirectory(prefix="clothparse-ship-") as tmp:
         fp32_file, fp16_file = Path(tmp) / "fp32.onnx", Path(tmp) / shipped.MODEL_FILE
         card = export_onnx(checkpoint, fp32_file, test=checkpoint_scores(checkpoint))
-        data = fp16_weights(onnx.load(fp32_file)).SerializeToString()
-        if len(data) > MAX_MB * 2**20:
-            raise ValueError(f"the float16 model takes {len(data) / 2**20:.1f} MiB, over the {MAX_MB} MiB a shipped "
-                             "model may take; nothing written")
+        fp32 = onnx.load(fp32_file)
+        small, int8 = compact_weights(fp32, MAX_MB * 2**20)
+        data = small.SerializeToString()
         card["onnx"] = {**card["onnx"], "file": fp16_file.name, "sha256": _sha256(data)}
         write_model(fp16_file, data, card)
         reference, half = Parser.from_onnx(fp32_file), Parser.from_onnx(fp16_file)
@@ -89,14 +89,25 @@ def ship_model(checkpoint: str | Path, photos: list[Path], dest: Path | None = N
             measured["with_prior"] = {**AGREEMENT_PRIOR, **agreement(reference, half, photos, AGREEMENT_PRIOR)}
         card["checkpoint"]["path"] = "/".join(checkpoint.resolve().parts[-3:])  # in its run folder; no machine's path
         card["shipped"] = {
-            "weights": "float16, cast to float32 at the graph's start (float32 compute)",
+            "weights": _weights_in_words(fp32, int8),
+            "int8_matrices": int8,
             "fp32_sha256": _sha256(fp32_file.read_bytes()),
             "dataset": get_profile(manifest["profile"]).source, "run_commit": manifest.get("git_commit"),
             "agreement": {"reference": "the float32 export", "data": _photos_data(photos), **measured},
-            "size_mb": round(len(data) / 2**20, 2),
+            "size_mb": round(len(data) / 2**20, 2), "max_mb": MAX_MB,
         }
     write_model(dest / shipped.MODEL_FILE, data, card)
     return card
+
+
+def _weights_in_words(fp32, int8: list[str]) -> str:
+    """The shipped file's weight formats, in words."""
+    if not int8:
+        return "float16, cast to float32 at the graph's start (float32 compute)"
+    sizes = {i.name: int(np.prod(i.dims)) for i in fp32.graph.initializer}
+    share = sum(sizes[n] for n in int8) / sum(sizes.values())
+    return (f"float16, and int8 with a scale per output channel for the {len(int8)} largest weight matrices "
+            f"({share:.0%} of the weights), turned to float32 at the graph's start (float32 compute)")
 
 
 def _photos_data(photos: list[Path]) -> str:

@@ -1,5 +1,5 @@
-"""The model that ships with the package: the published run's extended model, exported with float16 weights
-(:func:`evaluation.ship.ship_model` writes it), in ``clothparse_lib/shipped/`` (``model.onnx`` and its card
+"""The model that ships with the package: the published run's extended model, exported with compact weights
+(float16, the largest matrices int8; :func:`evaluation.ship.ship_model` writes it), in ``clothparse_lib/shipped/`` (``model.onnx`` and its card
 ``model.json``; package data, so ``pip install`` carries them). ``clothparse predict`` without ``--checkpoint`` or
 ``--model``, :meth:`parsing.Parser.default` and the book's "Try it" page run it.
 
