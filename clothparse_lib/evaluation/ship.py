@@ -1,11 +1,13 @@
 """Make the model that ships with the package (``clothparse export --ship``): a trained checkpoint exported
 (:func:`models.export.export_onnx`), its weights stored as float16, and its largest matrices as int8 where that
-is still over :data:`MAX_MB` (:func:`models.compact.compact_weights`: float32 compute), its masks compared with the float32 export's on CCP's test photos, and written with its card into
-:data:`inference.shipped.SHIPPED_DIR` (:func:`inference.card.write_model`: together, or neither).
+is still over :data:`MAX_MB` (:func:`models.compact.compact_weights`: float32 compute), its masks compared with the
+float32 export's on CCP's test photos, and written with its card into :data:`inference.shipped.SHIPPED_DIR`
+(:func:`inference.card.write_model`: together, or neither).
 
-The card is the export's, its ``onnx`` entry the float16 file's, plus ``shipped``: the weights' format, the float32
-file's SHA-256, the data set and the run's commit, and ``agreement``: the share of pixels whose class is the same
-and the share of photos with the same garment list, without and with a prior (for a model that takes one).
+The card is the export's, its ``onnx`` entry the compact file's, plus ``shipped``: the weights' formats (the int8
+matrices by name), the size and its limit, the float32 file's SHA-256, the data set and the run's commit, and
+``agreement``: the share of pixels whose class is the same and the share of photos with the same garment list,
+without and with a prior (for a model that takes one).
 """
 from __future__ import annotations
 
@@ -66,8 +68,8 @@ def ship_model(checkpoint: str | Path, photos: list[Path], dest: Path | None = N
     import onnx
 
     from ..models.checkpoints import read_checkpoint
-    from ..models.export import export_onnx
     from ..models.compact import compact_weights
+    from ..models.export import export_onnx
     from .scores import checkpoint_scores
 
     checkpoint, dest = Path(checkpoint), Path(dest or shipped.SHIPPED_DIR)

@@ -1,7 +1,7 @@
 """The model that ships with the package: the published run's extended model, exported with compact weights
-(float16, the largest matrices int8; :func:`evaluation.ship.ship_model` writes it), in ``clothparse_lib/shipped/`` (``model.onnx`` and its card
-``model.json``; package data, so ``pip install`` carries them). ``clothparse predict`` without ``--checkpoint`` or
-``--model``, :meth:`parsing.Parser.default` and the book's "Try it" page run it.
+(float16, the largest matrices int8; :func:`evaluation.ship.ship_model` writes it), in ``clothparse_lib/shipped/``
+(``model.onnx`` and its card ``model.json``; package data, so ``pip install`` carries them). ``clothparse predict``
+without ``--checkpoint`` or ``--model``, :meth:`parsing.Parser.default` and the book's "Try it" page run it.
 
 Loading it checks the file against its card (:func:`card.check_file`: the SHA-256). Nothing here imports torch.
 """
