@@ -61,6 +61,16 @@ def test_training_on_a_full_disk_stops_in_one_line_and_keeps_the_last_checkpoint
     assert f"plain_unet: already trained in {folder}" in capsys.readouterr().out
 
 
+def test_a_checkpoint_of_other_settings_is_not_resumed_and_says_why(tiny, tmp_path, capsys):
+    folder = tmp_path / "models" / "plain_unet"
+    assert main([*TRAIN, "--epochs-frozen", "1", "--run-dir", str(tmp_path)]) == 0
+    capsys.readouterr()
+    assert main([*TRAIN, "--epochs-frozen", "2", "--run-dir", str(tmp_path)]) == 0
+    assert f"plain_unet: not resuming {folder / 'last.pt'}, written with another settings: training it afresh" \
+        in capsys.readouterr().out
+    assert len(pd.read_csv(folder / "history.csv")) == 2  # the new schedule's epochs only
+
+
 class Killed(BaseException):
     """The process killed on purpose by a test."""
 

@@ -197,14 +197,19 @@ def _train(prepared, model_name, settings, folder, seed, device, resume, progres
             ckpt = read_checkpoint(runfolder.last_checkpoint(folder))
         except StaleCheckpoint:  # an older clothparse's: start afresh, as after a change of settings
             ckpt = {"manifest": {}}
-        if resume_key(ckpt["manifest"]) == resume_key(manifest):
+        before, now = resume_key(ckpt["manifest"]), resume_key(manifest)
+        if before != now and main:  # (flushed: a training worker's output goes to a file, block-buffered)
+            changed = ", ".join(k for k in now if before.get(k) != now[k]) if ckpt["manifest"] else "format"
+            print(f"{model_name}: not resuming {runfolder.last_checkpoint(folder)}, written with another {changed}: "
+                  "training it afresh", flush=True)
+        if before == now:
             learn.model.load_state_dict(ckpt["model"])
             state, opt_state, fit = ckpt["state"], ckpt.get("opt"), ckpt.get("fit")
             rng = ckpt["rng_ranks"][rank] if "rng_ranks" in ckpt else ckpt.get("rng")
             if main:
                 trim_history(runfolder.history_file(folder), state)
                 print(f"{model_name}: already trained in {folder} (--no-resume trains it again)" if is_finished(folder)
-                      else f"resuming {model_name} from phase {state['phase']}, epoch {state['epochs_done']}")
+                      else f"resuming {model_name} from phase {state['phase']}, epoch {state['epochs_done']}", flush=True)
     if ctx is not None:
         ctx.barrier()  # every rank has read last.pt before rank 0 may remove it
     if main and not opt_state:  # a fresh start: forget any earlier history of this model
